@@ -1,0 +1,56 @@
+"""Fault injection for tests, driven by environment variables.
+
+Terraform starts a fresh provider process per command, so counters live in files
+under the data dir rather than in memory.
+
+- ``LOCALCLOUD_CREATE_DELAY_SECONDS``: sleep before every create.
+- ``LOCALCLOUD_FAIL_NTH_CREATE``: the Nth create (1-based, counted across processes) fails
+  permanently.
+- ``LOCALCLOUD_FAIL_TRANSIENT_ONCE``: the first create fails with a transient error, once
+  per value of the variable (a token, so each test can arm it afresh).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from infrastructure.localcloud.store import data_dir
+
+
+class InjectedFault(Exception):
+    """Raised inside the provider; its message becomes a Terraform diagnostic."""
+
+
+def _bump_counter(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        count = int(fh.read() or 0) + 1
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(count))
+        return count
+
+
+def before_create() -> None:
+    delay = float(os.environ.get("LOCALCLOUD_CREATE_DELAY_SECONDS", "0") or 0)
+    if delay:
+        time.sleep(delay)
+    faults = data_dir() / "_faults"
+    token = os.environ.get("LOCALCLOUD_FAIL_TRANSIENT_ONCE")
+    if token:
+        marker = faults / f"transient-{token}"
+        faults.mkdir(parents=True, exist_ok=True)
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            pass
+        else:
+            raise InjectedFault("503 Service Unavailable: localcloud is temporarily unavailable")
+    nth = os.environ.get("LOCALCLOUD_FAIL_NTH_CREATE")
+    if nth and _bump_counter(faults / "create-count") == int(nth):
+        raise InjectedFault("quota exceeded: localcloud refuses this create (injected permanent failure)")

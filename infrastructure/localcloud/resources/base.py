@@ -1,0 +1,93 @@
+"""Shared lifecycle for resources kept as JSON objects in a ``Store``.
+
+Subclasses declare a schema and, where they touch something real (a database, a
+directory), override the ``on_*`` hooks. ``read`` reflects the stored object, so an
+object deleted or edited out of band shows as drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from tf import iface
+from tf.iface import CreateContext, DeleteContext, ReadContext, UpdateContext
+from tf.schema import Schema
+from tf.types import Unknown
+
+from infrastructure.localcloud import faults
+from infrastructure.localcloud.store import Store
+
+State = dict[str, Any]
+
+
+class StoredResource(iface.Resource):
+    type_name: ClassVar[str]
+    kind: ClassVar[str]
+    id_prefix: ClassVar[str]
+    schema: ClassVar[Schema]
+    private: ClassVar[bool] = False
+    """Objects that hold secrets are written mode 0600."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        return cls.type_name
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return cls.schema
+
+    @property
+    def store(self) -> Store:
+        return Store(self.kind)
+
+    # Hooks -------------------------------------------------------------------------------
+    def on_create(self, state: State) -> State:
+        """Return the computed attributes of a new object."""
+        return {}
+
+    def on_update(self, current: State, planned: State) -> State:
+        return {}
+
+    def on_delete(self, current: State) -> None:
+        pass
+
+    # Lifecycle ---------------------------------------------------------------------------
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        try:
+            faults.before_create()
+            state = dict(planned)
+            state["id"] = self.store.new_id(self.id_prefix)
+            state.update(self.on_create(state))
+        except Exception as exc:
+            ctx.diagnostics.add_error(f"{self.type_name}: {exc}", str(exc))
+            return None
+        self.store.put(state["id"], state, private=self.private)
+        return state
+
+    def read(self, ctx: ReadContext, current: State) -> State | None:
+        stored = self.store.get(current["id"])
+        if stored is None:
+            return None
+        return {k: stored.get(k, v) for k, v in current.items()}
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        state = {**current, **{k: v for k, v in planned.items() if v is not Unknown}}
+        try:
+            state.update(self.on_update(current, state))
+        except Exception as exc:
+            ctx.diagnostics.add_error(f"{self.type_name}: {exc}", str(exc))
+            return current
+        self.store.put(state["id"], state, private=self.private)
+        return state
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        try:
+            self.on_delete(current)
+        except Exception as exc:
+            ctx.diagnostics.add_error(f"{self.type_name}: {exc}", str(exc))
+            return
+        self.store.delete(current["id"])
+
