@@ -90,4 +90,3 @@ class StoredResource(iface.Resource):
             ctx.diagnostics.add_error(f"{self.type_name}: {exc}", str(exc))
             return
         self.store.delete(current["id"])
-

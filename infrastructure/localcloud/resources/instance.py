@@ -25,9 +25,7 @@ class Instance(StoredResource):
         version=1,
         attributes=[
             Attribute("id", String(), computed=True, description="Instance id."),
-            Attribute(
-                "name", String(), required=True, requires_replace=True, description="Instance name."
-            ),
+            Attribute("name", String(), required=True, requires_replace=True, description="Instance name."),
             Attribute("size", String(), required=True, description="One of " + ", ".join(SIZES)),
             Attribute("tags", Map(String()), optional=True, description="Free-form labels."),
             Attribute("private_ip", String(), computed=True, description="Private address."),

@@ -1,0 +1,54 @@
+"""A job: one client, one target, its inputs, and the Terraform that acts on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.settings import Settings
+from flows.targets import Target, get_target
+from flows.terraform.backends import BackendConfig
+from flows.terraform.binary import find_binary
+from flows.terraform.redact import Redactor
+from flows.terraform.runner import LogFn, Terraform
+from flows.terraform.workspace import Workspace
+
+
+@dataclass
+class Job:
+    client_id: str
+    target: Target
+    inputs: Any
+    settings: Settings
+    workspace: Workspace
+    backend: BackendConfig
+    redactor: Redactor = field(default_factory=Redactor)
+
+    @classmethod
+    def create(cls, settings: Settings, client_id: str, target: str, inputs: dict[str, Any]) -> Job:
+        entry = get_target(target)
+        parsed = entry.parse_inputs(inputs)
+        backend = entry.backend(settings, client_id)
+        redactor = Redactor([*parsed.sensitive_values(), *backend.env.values()])
+        return cls(
+            client_id=client_id,
+            target=entry,
+            inputs=parsed,
+            settings=settings,
+            workspace=Workspace(settings.root, client_id),
+            backend=backend,
+            redactor=redactor,
+        )
+
+    def prepare(self) -> None:
+        self.workspace.prepare(self.target.module, self.inputs.to_tfvars(self.client_id), self.backend)
+
+    def terraform(self, log: LogFn | None = None) -> Terraform:
+        return Terraform(
+            find_binary(self.settings.terraform_bin),
+            self.workspace,
+            self.workspace.environment(self.backend.env),
+            redactor=self.redactor,
+            log=log,
+            lock_timeout=self.settings.lock_timeout,
+        )

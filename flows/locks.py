@@ -1,0 +1,55 @@
+"""One run per client at a time, a fleet-wide cap on Terraform runs, failing closed.
+
+Prefect's ``concurrency()`` only warns about a limit that does not exist, so the limits
+are created (idempotently) first and then taken with ``strict=True``: a missing or
+misnamed limit raises instead of letting two runs touch the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+FLEET_LIMIT = "tenantform-fleet"
+
+
+def client_limit_name(client_id: str) -> str:
+    return f"tenantform-client-{client_id}"
+
+
+def ensure_limit(name: str, limit: int) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
+            )
+        except ObjectAlreadyExists:
+            try:
+                current = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:  # deleted between the two calls: try once more
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
+                )
+                return
+            if current.limit != limit or not current.active:
+                client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
+                )
+
+
+@contextmanager
+def client_lock(client_id: str, fleet_size: int) -> Iterator[None]:
+    """Hold the client's own slot, then one fleet slot, for the whole run."""
+    name = client_limit_name(client_id)
+    ensure_limit(name, 1)
+    ensure_limit(FLEET_LIMIT, fleet_size)
+    with concurrency(name, occupy=1, strict=True), concurrency(FLEET_LIMIT, occupy=1, strict=True):
+        yield

@@ -1,0 +1,44 @@
+"""Engine settings, read once from the environment (and ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(
+        Path(".tenantform"),
+        validation_alias=AliasChoices("TENANTFORM_DATA_DIR", "data_dir"),
+        description="Workspaces, local state, the localcloud objects, results and the registry.",
+    )
+    terraform_bin: Path | None = Field(
+        None, description="Terraform or OpenTofu binary; default: the pinned Terraform 1.0.3."
+    )
+    task_retries: int = Field(3, ge=0, description="Retries of each Terraform task.")
+    task_retry_delay_seconds: float = Field(300, ge=0, description="Seconds between retries.")
+    fleet_concurrency: int = Field(
+        2, ge=1, description="Terraform runs at once across all clients (CPU-bound locally)."
+    )
+    lock_timeout: str = Field("60s", description="Terraform -lock-timeout for state locks.")
+    state_backend: Literal["local", "pg"] = Field(
+        "local", description="State backend of the local* targets: per-client file or PostgreSQL."
+    )
+    state_pg_conn_str: SecretStr | None = Field(
+        None, description="PostgreSQL URL for the pg state backend (one schema per client)."
+    )
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir.resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

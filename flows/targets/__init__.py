@@ -1,0 +1,67 @@
+"""The target catalogue: every kind of stack, declared once.
+
+A target is a Terraform module, the pydantic model of its inputs, a backend policy and
+the model of its outputs. Adding a cloud is adding an entry here, not an ``if``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from flows.terraform.backends import BackendPolicy
+
+
+class TargetInputs(Protocol):
+    def to_tfvars(self, client_id: str) -> dict[str, Any]: ...
+
+    def sensitive_values(self) -> list[str]: ...
+
+
+Preflight = Callable[[Any], None]
+"""Checks run before Terraform; raise ``PreflightError`` with a message naming the problem."""
+
+Readback = Callable[[Any, dict[str, Any]], dict[str, Any]]
+"""After apply: confirm the outputs through the cloud's SDK (inputs, outputs) -> outputs."""
+
+
+class PreflightError(Exception):
+    """The target cannot work with these inputs or credentials; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    module: str
+    inputs: type[BaseModel]
+    outputs: type[BaseModel]
+    backend: BackendPolicy
+    description: str
+    preflight: Preflight | None = None
+    readback: Readback | None = None
+
+    def parse_inputs(self, raw: dict[str, Any]) -> Any:
+        return self.inputs.model_validate(raw)
+
+    def parse_outputs(self, raw: dict[str, Any]) -> BaseModel:
+        return self.outputs.model_validate(raw)
+
+
+class UnknownTarget(KeyError):
+    pass
+
+
+def all_targets() -> dict[str, Target]:
+    from flows.targets.catalogue import TARGETS
+
+    return {t.name: t for t in TARGETS}
+
+
+def get_target(name: str) -> Target:
+    try:
+        return all_targets()[name]
+    except KeyError:
+        raise UnknownTarget(f"unknown target {name!r}; known: {', '.join(all_targets())}") from None

@@ -1,0 +1,93 @@
+"""Prefect tasks around one ``Job``. Each retries only when the error says a retry can
+help (a lock held elsewhere, a transient cloud error); Terraform tasks are never cached,
+so a flow retry re-runs Terraform instead of marking it ``Cached``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from flows.jobs import Job
+from flows.settings import Settings
+from flows.targets import PreflightError
+from flows.terraform.errors import TerraformError
+from flows.terraform.events import CommandResult
+from flows.terraform.redact import sensitive_values
+
+
+def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    try:
+        state.result()
+    except TerraformError as exc:
+        return exc.retryable
+    except PreflightError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+_OPTIONS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+    "retry_condition_fn": retry_only_when_useful,
+}
+
+
+@task(name="prepare-vars", **_OPTIONS)
+def prepare_vars(job: Job) -> None:
+    job.prepare()
+    binary = job.terraform().binary
+    get_run_logger().info(
+        "workspace %s ready for target %s with %s", job.workspace.path, job.target.name, binary
+    )
+
+
+@task(name="preflight", **_OPTIONS)
+def preflight(job: Job) -> None:
+    if job.target.preflight is not None:
+        job.target.preflight(job.inputs)
+
+
+@task(name="terraform-init", **_OPTIONS)
+def terraform_init(job: Job) -> CommandResult:
+    return job.terraform(get_run_logger().info).init()
+
+
+@task(name="terraform-apply", **_OPTIONS)
+def terraform_apply(job: Job) -> CommandResult:
+    return job.terraform(get_run_logger().info).apply()
+
+
+@task(name="terraform-plan", **_OPTIONS)
+def terraform_plan(job: Job) -> CommandResult:
+    return job.terraform(get_run_logger().info).plan()
+
+
+@task(name="terraform-destroy", **_OPTIONS)
+def terraform_destroy(job: Job) -> CommandResult:
+    return job.terraform(get_run_logger().info).destroy()
+
+
+@task(name="read-outputs", **_OPTIONS)
+def read_outputs(job: Job) -> tuple[dict[str, Any], list[str]]:
+    """Non-sensitive outputs, validated by the target's model, and the names of the rest."""
+    outputs = job.terraform().output()
+    public = {k: v.value for k, v in outputs.items() if not v.sensitive}
+    hidden = sorted(k for k, v in outputs.items() if v.sensitive)
+    if job.target.readback is not None:
+        public = job.target.readback(job.inputs, public)
+    job.target.parse_outputs(public)
+    job.redactor.add(s for k in hidden for s in sensitive_values(outputs[k].value))
+    return public, hidden
+
+
+def with_retries(settings: Settings, *tasks: Task[..., Any]) -> list[Task[..., Any]]:
+    return [
+        t.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds)
+        for t in tasks
+    ]

@@ -1,0 +1,1 @@
+"""Running Terraform for one client: binary, workspace, events, errors, redaction."""

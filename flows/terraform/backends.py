@@ -1,0 +1,52 @@
+"""Where a client's state lives. Each policy returns a backend block (written as JSON)
+and the secrets it needs (passed only through the process environment)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from flows.settings import Settings
+
+
+class BackendConfig(BaseModel):
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"terraform": {"backend": {self.type: self.config}}}
+
+
+class BackendPolicy(Protocol):
+    def __call__(self, settings: Settings, client_id: str) -> BackendConfig: ...
+
+
+def local_backend(settings: Settings, client_id: str) -> BackendConfig:
+    path = settings.root / "state" / client_id / "terraform.tfstate"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return BackendConfig(type="local", config={"path": str(path)})
+
+
+def pg_backend(settings: Settings, client_id: str) -> BackendConfig:
+    if settings.state_pg_conn_str is None:
+        raise ValueError("STATE_BACKEND=pg needs STATE_PG_CONN_STR")
+    schema = "tf_" + re.sub(r"[^a-z0-9_]", "_", client_id.lower())
+    return BackendConfig(
+        type="pg",
+        config={"schema_name": schema},
+        env={"PG_CONN_STR": settings.state_pg_conn_str.get_secret_value()},
+    )
+
+
+def local_or_pg_backend(settings: Settings, client_id: str) -> BackendConfig:
+    """The local* targets: a file per client unless the user chose PostgreSQL."""
+    policy = pg_backend if settings.state_backend == "pg" else local_backend
+    return policy(settings, client_id)
+
+
+def state_file(settings: Settings, client_id: str) -> Path:
+    return settings.root / "state" / client_id / "terraform.tfstate"

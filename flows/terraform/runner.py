@@ -1,0 +1,133 @@
+"""Runs Terraform commands in a workspace, streaming redacted lines to a log file and
+the run logger, and turning failures into typed errors.
+
+Why not prefect-shell's ``ShellOperation``: it runs a shell command line (we must never
+build one from user input), drops stderr, and logs lines before we could redact them or
+parse the ``-json`` events. ``subprocess`` without a shell gives us all three.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from flows.terraform.binary import TerraformBinary
+from flows.terraform.errors import classify
+from flows.terraform.events import CommandResult, EventStream, OutputValue, parse_outputs
+from flows.terraform.redact import Redactor, sensitive_values
+from flows.terraform.workspace import Workspace
+
+LogFn = Callable[[str], None]
+
+
+class Terraform:
+    def __init__(
+        self,
+        binary: TerraformBinary,
+        workspace: Workspace,
+        env: dict[str, str],
+        *,
+        redactor: Redactor | None = None,
+        log: LogFn | None = None,
+        lock_timeout: str = "60s",
+    ) -> None:
+        self.binary = binary
+        self.workspace = workspace
+        self.env = env
+        self.redact = redactor or Redactor()
+        self.log = log or (lambda _line: None)
+        self.lock_timeout = lock_timeout
+
+    # Commands ----------------------------------------------------------------------------
+    def init(self) -> CommandResult:
+        # `init` has no -json in 1.0.3: its lines are kept as text and classified from there.
+        return self._run(
+            "init",
+            ["-input=false", "-no-color", "-reconfigure"],
+            log_name="init",
+        )
+
+    def apply(self) -> CommandResult:
+        return self._run(
+            "apply",
+            ["-auto-approve", "-input=false", "-json", f"-lock-timeout={self.lock_timeout}"],
+            log_name="apply",
+        )
+
+    def plan(self, *, refresh_only: bool = False) -> CommandResult:
+        """Exit code 2 means changes (or drift): a result, not a failure."""
+        args = ["-input=false", "-json", "-detailed-exitcode", f"-lock-timeout={self.lock_timeout}"]
+        if refresh_only:
+            args.append("-refresh-only")
+        return self._run("plan", args, log_name="plan", ok_codes=(0, 2))
+
+    def destroy(self) -> CommandResult:
+        return self._run(
+            "destroy",
+            ["-auto-approve", "-input=false", "-json", f"-lock-timeout={self.lock_timeout}"],
+            log_name="destroy",
+        )
+
+    def output(self) -> dict[str, OutputValue]:
+        """Outputs in clear (never logged); sensitive ones are added to the redactor."""
+        proc = subprocess.run(
+            self._argv("output", ["-json"]),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise classify([self.redact(proc.stderr)], command="output", exit_code=proc.returncode)
+        outputs = parse_outputs(proc.stdout)
+        self.redact.add(s for o in outputs.values() if o.sensitive for s in sensitive_values(o.value))
+        return outputs
+
+    # Plumbing ----------------------------------------------------------------------------
+    def _argv(self, command: str, args: Sequence[str]) -> list[str]:
+        return [str(self.binary.path), f"-chdir={self.workspace.path}", command, *args]
+
+    def _run(
+        self, command: str, args: Sequence[str], *, log_name: str, ok_codes: tuple[int, ...] = (0,)
+    ) -> CommandResult:
+        stream = EventStream(command)
+        log_path: Path = self.workspace.log_path(log_name)
+        started = time.monotonic()
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as log_file:
+            log_file.write(f"# {self.binary} {command} {' '.join(args)}\n")
+            with subprocess.Popen(
+                self._argv(command, args),
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            ) as proc:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    line = self.redact(raw.rstrip("\n"))
+                    log_file.write(line + "\n")
+                    message = self.redact(stream.feed(line))
+                    if message.strip():
+                        self.log(message)
+                exit_code = proc.wait()
+        result = stream.result
+        result.exit_code = exit_code
+        result.duration_seconds = round(time.monotonic() - started, 3)
+        if exit_code not in ok_codes:
+            messages = [d.one_line() for d in result.errors] or _error_lines(stream.text_lines)
+            raise classify(messages, command=command, exit_code=exit_code)
+        return result
+
+
+def _error_lines(lines: list[str]) -> list[str]:
+    """For commands without -json: the lines from the first 'Error:' on."""
+    for i, line in enumerate(lines):
+        if "Error" in line:
+            return [" ".join(" ".join(lines[i : i + 4]).split())]
+    return lines[-3:]
