@@ -41,7 +41,9 @@ class Job:
         )
 
     def prepare(self) -> None:
-        self.workspace.prepare(self.target.module, self.inputs.to_tfvars(self.client_id), self.backend)
+        self.workspace.prepare(
+            self.target.module, self.inputs.to_tfvars(self.client_id, self.settings), self.backend
+        )
 
     def terraform(self, log: LogFn | None = None) -> Terraform:
         return Terraform(

@@ -12,11 +12,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from flows.settings import Settings
 from flows.terraform.backends import BackendPolicy
 
 
 class TargetInputs(Protocol):
-    def to_tfvars(self, client_id: str) -> dict[str, Any]: ...
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]: ...
 
     def sensitive_values(self) -> list[str]: ...
 

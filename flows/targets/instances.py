@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from flows.settings import Settings
 from flows.targets import PreflightError
 
 NamePrefix = Annotated[
@@ -40,7 +41,7 @@ class InstancesRequest(BaseModel):
     instance_name_prefix: NamePrefix
     count: int = Field(1, ge=1, le=20, description="How many instances (1-20).")
 
-    def to_tfvars(self, client_id: str) -> dict[str, Any]:
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
         return {
             "client_id": client_id,
             "instance_name_prefix": self.instance_name_prefix,
