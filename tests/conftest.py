@@ -1,0 +1,64 @@
+"""Session-wide real parts: one Prefect server (SQLite) on a free port, a data dir.
+
+The environment is set before anything imports Prefect or reads settings, so every
+flow, task and subprocess in the session talks to this server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, http_ok, start_prefect_server, stop_process, wait_until
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="tenantform-tests-"))
+_PREFECT_PORT = free_port()
+
+os.environ.update(
+    PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
+    PREFECT_HOME=str(_SESSION_DIR / "prefect-client"),
+    PREFECT_SERVER_EPHEMERAL_ENABLED="false",
+    PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.3",
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(_SESSION_DIR / "results"),
+    TENANTFORM_DATA_DIR=str(_SESSION_DIR / "data"),
+    TASK_RETRIES="2",
+    TASK_RETRY_DELAY_SECONDS="0.5",
+)
+for name in list(os.environ):
+    if name.startswith(("LOCALCLOUD_", "AWS_", "OCI_", "GOOGLE_", "GCP_", "TF_")):
+        del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    home = _SESSION_DIR / "prefect-server"
+    home.mkdir(parents=True, exist_ok=True)
+    proc = start_prefect_server(home, _PREFECT_PORT)
+    url = os.environ["PREFECT_API_URL"]
+    try:
+        wait_until(lambda: http_ok(f"{url}/health"), 120, "the Prefect server")
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Fresh engine settings on a per-test data dir."""
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("TENANTFORM_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+

@@ -1,0 +1,153 @@
+"""The engine end to end: real Terraform 1.0.3, the real localcloud provider, a real
+Prefect server. Flows are called in-process (a worker adds nothing these tests need)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+REQUEST = {"cloud_provider": "local", "instance_name_prefix": "web", "count": 2}
+
+
+def instance_files(settings: Any) -> list[Path]:
+    return sorted((settings.root / "localcloud" / "instances").glob("*.json"))
+
+
+def run(flow_name: str, client_id: str, inputs: dict[str, Any] = REQUEST, **options: Any) -> Any:
+    from flows import provision as flows
+
+    flow = getattr(flows, flow_name)
+    if options:
+        flow = flow.with_options(**options)
+    return flow(client_id=client_id, target="local", inputs=inputs, return_state=True)
+
+
+def test_provision_update_destroy(settings: Any) -> None:
+    cid = str(uuid.uuid4())
+    state = run("provision", cid)
+    assert state.is_completed(), state.message
+    result = state.result()
+    instances = result["outputs"]["instances"]
+    assert len(instances) == 2
+    assert all(i["instance_id"].startswith("i-") and i["private_ip"].startswith("10.") for i in instances)
+    assert result["change_summary"]["add"] == 2
+    assert "1.0.3" in result["terraform"]
+    ws = settings.root / "deployments" / cid
+    assert {"init.log", "apply.log"} <= {p.name for p in ws.iterdir()}
+    assert (ws / "terraform.tfvars.json").stat().st_mode & 0o777 == 0o600
+    assert json.loads((ws / "terraform.tfvars.json").read_text())["instance_count"] == 2
+
+    resized = run("provision", cid, {**REQUEST, "provider_config": {"size": "large"}}).result()
+    assert resized["change_summary"] == {"add": 0, "change": 2, "remove": 0, "operation": "apply"}
+    assert [i["instance_id"] for i in resized["outputs"]["instances"]] == [i["instance_id"] for i in instances]
+    assert {json.loads(p.read_text())["size"] for p in instance_files(settings)} == {"large"}
+
+    gone = run("destroy", cid).result()
+    assert gone["change_summary"]["remove"] == 2
+    assert (ws / "destroy.log").exists()
+    assert instance_files(settings) == []
+
+
+def test_transient_failure_is_retried(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALCLOUD_FAIL_TRANSIENT_ONCE", uuid.uuid4().hex)
+    state = run("provision", str(uuid.uuid4()), {**REQUEST, "count": 1})
+    assert state.is_completed(), state.message
+    assert len(state.result()["outputs"]["instances"]) == 1
+
+
+def test_permanent_failure_fails_with_typed_error(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.terraform.errors import TerraformError
+
+    monkeypatch.setenv("LOCALCLOUD_FAIL_NTH_CREATE", "1")
+    state = run("provision", str(uuid.uuid4()), {**REQUEST, "count": 1})
+    assert state.is_failed()
+    with pytest.raises(TerraformError) as info:
+        state.result()
+    assert info.value.kind == "unknown" and not info.value.retryable
+    assert "quota exceeded" in str(info.value)
+    # not retried: exactly one create was attempted
+    assert (settings.root / "localcloud" / "_faults" / "create-count").read_text() == "1"
+
+
+def test_flow_retry_reruns_terraform_instead_of_caching(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+
+    monkeypatch.setenv("LOCALCLOUD_FAIL_NTH_CREATE", "1")  # the first create fails for good
+    state = run("provision", str(uuid.uuid4()), {**REQUEST, "count": 1}, retries=1, retry_delay_seconds=0)
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(),
+        )
+    applies = [r for r in runs if r.name.startswith("terraform-apply")]
+    assert len(applies) == 2
+    assert all(r.state and r.state.name != "Cached" for r in runs)
+
+
+def test_out_of_band_deletion_shows_as_drift(settings: Any) -> None:
+    cid = str(uuid.uuid4())
+    assert run("provision", cid).is_completed()
+    clean = run("plan", cid).result()
+    assert clean["has_changes"] is False and clean["drift"] == []
+    instance_files(settings)[0].unlink()
+    drifted = run("plan", cid).result()
+    assert drifted["has_changes"] is True
+    assert len(drifted["drift"]) == 1
+
+
+def _apply_window(state: Any) -> tuple[float, float]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(),
+        )
+    times = [(r.start_time, r.end_time) for r in runs if r.start_time and r.end_time]
+    return min(t[0] for t in times).timestamp(), max(t[1] for t in times).timestamp()
+
+
+def _run_in_threads(client_ids: list[str]) -> list[tuple[float, float]]:
+    states: dict[int, Any] = {}
+
+    def go(i: int, cid: str) -> None:
+        states[i] = run("provision", cid, {**REQUEST, "count": 1})
+
+    threads = [threading.Thread(target=go, args=(i, c)) for i, c in enumerate(client_ids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert all(states[i].is_completed() for i in range(len(client_ids))), [s.message for s in states.values()]
+    return [_apply_window(states[i]) for i in range(len(client_ids))]
+
+
+def test_same_client_runs_are_serialized_different_clients_overlap(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "2")
+    same = str(uuid.uuid4())
+    (a_start, a_end), (b_start, b_end) = _run_in_threads([same, same])
+    assert a_end <= b_start or b_end <= a_start, "two runs of one client overlapped"
+
+    (c_start, c_end), (d_start, d_end) = _run_in_threads([str(uuid.uuid4()), str(uuid.uuid4())])
+    assert c_start < d_end and d_start < c_end, "runs of different clients did not overlap"
+
+
+def test_missing_lock_fails_closed(prefect_server: str) -> None:
+    """strict=True: a limit that does not exist raises instead of letting the run in."""
+    from prefect.concurrency.sync import concurrency
+
+    with pytest.raises(Exception, match="(?i)concurrency limit|not found|does not exist"):
+        with concurrency(f"tenantform-client-missing-{uuid.uuid4()}", occupy=1, strict=True):
+            pass
