@@ -49,15 +49,24 @@ def artifact_key(operation: Operation, client_id: str) -> str:
     return f"{operation}-{client_id}".lower()
 
 
+_FENCE_OPEN, _FENCE_CLOSE = "```json\n", "\n```"
+
+
 def publish(result: RunResult) -> None:
     """An artifact lives on the Prefect server, so a gateway on another machine can read
-    it without access to result storage."""
+    it without access to result storage. Markdown so the Prefect UI shows it too."""
     body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
     create_markdown_artifact(
         key=artifact_key(result.operation, result.client_id),
-        markdown=f"```json\n{body}\n```",
+        markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
         description=f"tenantform {result.operation} of {result.target} for {result.client_id}",
     )
+
+
+def read_published(markdown: str) -> dict[str, Any]:
+    """The inverse of ``publish``."""
+    body = markdown.removeprefix(_FENCE_OPEN).removesuffix(_FENCE_CLOSE)
+    return json.loads(body)  # type: ignore[no-any-return]
 
 
 def _run(operation: Operation, client_id: str, target: str, inputs: dict[str, Any]) -> RunResult:

@@ -66,3 +66,14 @@ def get_target(name: str) -> Target:
         return all_targets()[name]
     except KeyError:
         raise UnknownTarget(f"unknown target {name!r}; known: {', '.join(all_targets())}") from None
+
+
+def by_cloud_provider() -> dict[str, Target]:
+    """Targets that take the Airflow document's request, keyed by its ``cloud_provider``."""
+    found: dict[str, Target] = {}
+    for entry in all_targets().values():
+        field = entry.inputs.model_fields.get("cloud_provider")
+        if field is not None:
+            for value in getattr(field.annotation, "__args__", ()):
+                found[value] = entry
+    return found

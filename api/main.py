@@ -1,0 +1,67 @@
+"""Assembles the gateway: ``uvicorn api.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.dispatcher import Dispatcher
+from api.prefect_gateway import PrefectGateway
+from api.routes import clients, meta, provision
+from api.service import ClientService, Conflict, NotFound
+from api.settings import get_gateway_settings
+from flows.registry.db import Registry
+
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_gateway_settings()
+    registry = Registry(settings.registry_url)
+    registry.migrate()
+    prefect = PrefectGateway()
+    service = ClientService(registry)
+    dispatcher = Dispatcher(
+        service, prefect,
+        dispatch_interval=settings.dispatch_interval_seconds,
+        sync_interval=settings.sync_interval_seconds,
+    )
+    service.wake = dispatcher.wake
+    app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
+    app.state.dispatcher = dispatcher
+    dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+        registry.dispose()
+
+
+def create_app() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    app = FastAPI(
+        title="tenantform",
+        version=meta.VERSION,
+        description="Per-client infrastructure built by Terraform, orchestrated by Prefect.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    for router in (meta.router, provision.router, clients.router):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

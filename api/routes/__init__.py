@@ -1,0 +1,1 @@
+"""One router per feature; ``api.main`` only assembles them."""

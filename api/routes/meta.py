@@ -1,0 +1,53 @@
+"""Health, service status and API information."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.auth import ApiKey
+from api.deps import Prefect, Service
+from flows.targets import all_targets
+from flows.workflows import workflows
+
+router = APIRouter(tags=["meta"])
+
+VERSION = "0.1.0"
+
+
+@router.get("/health")
+async def health(service: Service, prefect: Prefect) -> JSONResponse:
+    """No auth. 200 when the registry and the Prefect API answer; 503 naming what is down."""
+    checks: dict[str, str] = {}
+    try:
+        with service.registry.session() as session:
+            session.execute(text("SELECT 1"))
+        checks["registry"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - reported in the body
+        checks["registry"] = f"down: {type(exc).__name__}"
+    problem = await prefect.healthy()
+    checks["prefect"] = "ok" if problem is None else f"down: {problem}"[:300]
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "healthy" if healthy else "unhealthy", "checks": checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get("/", dependencies=[ApiKey])
+def root() -> dict[str, Any]:
+    return {"service": "tenantform", "version": VERSION, "status": "running", "docs": "/docs"}
+
+
+@router.get("/api", dependencies=[ApiKey])
+def api_info() -> dict[str, Any]:
+    return {
+        "service": "tenantform",
+        "version": VERSION,
+        "targets": {t.name: t.description for t in all_targets().values()},
+        "workflows": {w.name: w.description for w in workflows().values()},
+        "auth": "X-API-Key header (HTTP Basic also accepted on /provision and /status)",
+    }

@@ -1,0 +1,137 @@
+"""Request and response shapes of the gateway. Request bodies of the targets are the
+targets' own input models (``flows.targets``); nothing here redeclares them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field
+
+from flows.registry.models import Client, Run, RunStatus
+from flows.targets import by_cloud_provider
+from flows.targets.instances import InstanceOutput
+
+
+def _provision_request() -> Any:
+    """The Airflow request: a union of the catalogue's instance targets, told apart by
+    ``cloud_provider`` (so an unknown provider is a 422 naming that field)."""
+    models = tuple(dict.fromkeys(t.inputs for t in by_cloud_provider().values()))
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[models], Field(discriminator="cloud_provider")]  # noqa: UP007
+
+
+ProvisionRequest: Any = _provision_request()
+
+AirflowStatus = Literal["in_progress", "completed", "failed"]
+
+
+def airflow_status(status: str) -> AirflowStatus:
+    if status == RunStatus.completed:
+        return "completed"
+    if status == RunStatus.failed:
+        return "failed"
+    return "in_progress"
+
+
+class ProvisionResponse(BaseModel):
+    """The Airflow document's response, for both POST /provision and GET /status."""
+
+    request_id: str
+    status: AirflowStatus
+    message: str
+    instances: list[InstanceOutput] | None = None
+
+    @classmethod
+    def of(cls, run: Run) -> ProvisionResponse:
+        status = airflow_status(run.status)
+        instances = None
+        if status == "completed" and run.result:
+            instances = [InstanceOutput.model_validate(i) for i in run.result["outputs"].get("instances", [])]
+        message = run.message
+        if status == "in_progress":
+            message = (
+                "Request received and provisioning flow triggered"
+                if run.status == RunStatus.in_progress
+                else f"Request received; {run.message}"
+            )
+        return cls(request_id=run.id, status=status, message=message, instances=instances)
+
+
+class RunSummary(BaseModel):
+    request_id: str
+    operation: str
+    status: str
+    message: str
+    flow_run_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(
+            request_id=run.id, operation=run.operation, status=run.status, message=run.message,
+            flow_run_id=run.flow_run_id, created_at=run.created_at, finished_at=run.finished_at,
+        )
+
+
+class ClientView(BaseModel):
+    client_uuid: str
+    kind: str
+    target: str
+    name: str | None
+    parent_uuid: str | None
+    status: str
+    message: str
+    created_at: datetime
+    updated_at: datetime
+    latest_run: RunSummary | None = None
+
+    @classmethod
+    def of(cls, client: Client, latest: Run | None = None) -> ClientView:
+        return cls(
+            client_uuid=client.id, kind=client.kind, target=client.target, name=client.name,
+            parent_uuid=client.parent_id, status=client.status, message=client.status_message,
+            created_at=client.created_at, updated_at=client.updated_at,
+            latest_run=RunSummary.of(latest) if latest else None,
+        )
+
+
+class ClientList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    clients: list[ClientView]
+
+
+class OutputsView(BaseModel):
+    client_uuid: str
+    status: str
+    outputs: dict[str, Any]
+    sensitive_outputs: list[str] = Field(
+        default_factory=list, description="Names of outputs withheld because Terraform marks them sensitive."
+    )
+
+
+class TaskView(BaseModel):
+    name: str
+    state: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    message: str
+
+
+class RunView(RunSummary):
+    client_uuid: str
+    result: dict[str, Any] | None
+    tasks: list[TaskView] | None = None
+    logs: list[str] | None = None
+
+
+class Accepted(BaseModel):
+    request_id: str
+    client_uuid: str
+    operation: str
+    status: str
+    message: str

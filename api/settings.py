@@ -1,0 +1,42 @@
+"""Gateway settings: auth, the registry URL, the dispatcher's pace."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.settings import get_settings
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = Field(
+        None, description="X-API-Key every route but /health requires (tenantform up generates one)."
+    )
+    api_username: str | None = Field(None, description="HTTP Basic user for the Airflow-style routes.")
+    api_password: SecretStr | None = Field(None, description="HTTP Basic password for those routes.")
+    database_url: str | None = Field(
+        None, description="Registry URL; default sqlite:///<TENANTFORM_DATA_DIR>/clients.db."
+    )
+    dispatch_interval_seconds: float = Field(
+        1.0, gt=0, description="How often the dispatcher retries requests Prefect has not taken yet."
+    )
+    sync_interval_seconds: float = Field(
+        1.0, gt=0, description="How often in-progress runs are read back from Prefect."
+    )
+
+    @property
+    def registry_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        root = get_settings().root
+        root.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{root / 'clients.db'}"
+
+
+@lru_cache
+def get_gateway_settings() -> GatewaySettings:
+    return GatewaySettings()

@@ -1,0 +1,219 @@
+"""``tenantform up``: the whole system on one machine.
+
+A Prefect server on SQLite (unless ``PREFECT_API_URL`` names one), the deployments from
+``prefect.yaml``, a process worker polling every second, and the gateway. Everything
+lives in the data dir, so a second ``up`` finds the clients and runs of the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from deployments.processes import Child, PortTaken, ensure_free
+
+WORK_POOL = "tenantform"
+TUNED_PREFECT_ENV = {
+    # Measured in bench/dispatch_latency.py: the worker's poll is most of the wait.
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+    "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
+}
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    prefect_port: int = 4200
+    prefect_api_url: str | None = None
+    api_key: str | None = None
+    worker_limit: int = 4
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def load_or_create_api_key(data_dir: Path) -> str:
+    """The key kept in the data dir (0600) so a second ``up`` keeps the same one."""
+    path = data_dir / "api-key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def _wait_http(url: str, timeout: float, what: str, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child is not None and not child.running:
+            raise RuntimeError(f"{what} exited early; see {child.log_path}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f}s")
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.children: list[Child] = []
+        self._stopping = False
+
+    def _env(self) -> dict[str, str]:
+        cfg = self.config
+        env = {**os.environ, **{k: v for k, v in TUNED_PREFECT_ENV.items() if k not in os.environ}}
+        env.update(
+            TENANTFORM_DATA_DIR=str(cfg.data_dir),
+            PREFECT_API_URL=self.prefect_api_url,
+            PREFECT_HOME=str(cfg.data_dir / "prefect"),
+            PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(cfg.data_dir / "results"),
+            PREFECT_API_DATABASE_CONNECTION_URL=env.get(
+                "PREFECT_API_DATABASE_CONNECTION_URL",
+                f"sqlite+aiosqlite:///{cfg.data_dir / 'prefect' / 'prefect.db'}",
+            ),
+        )
+        return env
+
+    @property
+    def prefect_api_url(self) -> str:
+        return self.config.prefect_api_url or f"http://127.0.0.1:{self.config.prefect_port}/api"
+
+    def start(self) -> None:
+        cfg = self.config
+        ensure_free(cfg.host, cfg.port, "the gateway")
+        if cfg.prefect_api_url is None:
+            ensure_free("127.0.0.1", cfg.prefect_port, "the Prefect server")
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        (cfg.data_dir / "prefect").mkdir(exist_ok=True)
+        cfg.api_key = cfg.api_key or load_or_create_api_key(cfg.data_dir)
+        env = self._env()
+        os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME", "TENANTFORM_DATA_DIR")})
+        os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+        bin_dir = Path(sys.executable).parent
+        logs = cfg.data_dir / "logs"
+
+        if cfg.prefect_api_url is None:
+            server = self._spawn(
+                "prefect-server",
+                [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
+                env, logs,
+            )
+            print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
+            _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
+
+        from deployments.apply import apply_deployments
+
+        applied = asyncio.run(apply_deployments())
+        print(f"applied deployments: {', '.join(applied)}", flush=True)
+
+        self._spawn(
+            "worker",
+            [str(bin_dir / "prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process",
+             "--limit", str(cfg.worker_limit)],
+            env, logs,
+        )
+        gateway = self._spawn(
+            "gateway",
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.host, "--port", str(cfg.port)],
+            {**env, "API_KEY": cfg.api_key}, logs,
+        )
+        _wait_http(f"{cfg.gateway_url}/health", 60, "the gateway", gateway)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child:
+        child = Child(name, argv, env, logs / f"{name}.log")
+        self.children.append(child)
+        return child
+
+    def banner(self) -> str:
+        cfg = self.config
+        ui = self.prefect_api_url.removesuffix("/api")
+        return "\n".join(
+            [
+                "",
+                "tenantform is up",
+                f"  gateway      {cfg.gateway_url}",
+                f"  API docs     {cfg.gateway_url}/docs",
+                f"  Prefect UI   {ui}",
+                f"  API key      {cfg.api_key}",
+                f"  data dir     {cfg.data_dir}",
+                f"  logs         {cfg.data_dir / 'logs'}",
+                "",
+                "try:",
+                f"  curl -s -X POST {cfg.gateway_url}/provision -H 'X-API-Key: {cfg.api_key}' "
+                "-H 'Content-Type: application/json' "
+                """-d '{"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "demo", "count": 2}'""",
+                "",
+                "Ctrl-C stops everything.",
+            ]
+        )
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for child in reversed(self.children):
+            # Workers ignore a first SIGTERM and keep polling: SIGINT stops them.
+            first = signal.SIGINT if child.name == "worker" else signal.SIGTERM
+            child.stop(first=first)
+        self.children.clear()
+
+    def wait(self) -> int:
+        """Block until a signal or until a child dies; returns the exit code."""
+        stop = {"signal": 0}
+
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
+            stop["signal"] = signum
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        while not stop["signal"]:
+            dead = [c for c in self.children if not c.running]
+            if dead:
+                print(f"{dead[0].name} exited; see {dead[0].log_path}. Stopping.", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+
+
+def run_up(config: StackConfig) -> int:
+    stack = Stack(config)
+    try:
+        stack.start()
+    except PortTaken as exc:
+        print(f"tenantform up: {exc}", file=sys.stderr)
+        stack.stop()
+        return 2
+    except BaseException as exc:
+        print(f"tenantform up: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print(stack.banner(), flush=True)
+    try:
+        return stack.wait()
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
