@@ -124,11 +124,16 @@ class PrefectGateway:
             for r in ordered
         ]
 
-    async def read_logs(self, flow_run_id: str, limit: int = 1000) -> list[str]:
+    async def read_logs(self, flow_run_id: str, limit: int = 2000) -> list[str]:
+        """The server pages logs 200 at a time."""
+        lines: list[str] = []
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]))
         async with get_client() as client:
-            logs = await client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])),
-                limit=limit,
-                sort=LogSort.TIMESTAMP_ASC,
-            )
-        return [f"{log.timestamp.isoformat()} {log.message}" for log in logs]
+            while len(lines) < limit:
+                page = await client.read_logs(
+                    log_filter=log_filter, limit=200, offset=len(lines), sort=LogSort.TIMESTAMP_ASC
+                )
+                lines.extend(f"{log.timestamp.isoformat()} {log.message}" for log in page)
+                if len(page) < 200:
+                    break
+        return lines[:limit]

@@ -7,6 +7,7 @@ flow, task and subprocess in the session talks to this server.
 from __future__ import annotations
 
 import os
+import subprocess
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -62,3 +63,49 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
+
+
+WORKER_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+    # Instances named slow-* take long to create: the crash tests kill runs mid-apply.
+    "LOCALCLOUD_CREATE_DELAY_SECONDS": "120",
+    "LOCALCLOUD_DELAY_NAME_PREFIX": "slow",
+}
+
+
+@pytest.fixture(scope="session")
+def worker(prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The deployments applied from prefect.yaml and one process worker serving them."""
+    import asyncio
+
+    from deployments.apply import apply_deployments
+    from tests.support import start_worker, stop_worker
+
+    asyncio.run(apply_deployments())
+    proc = start_worker({**os.environ, **WORKER_ENV}, _SESSION_DIR / "worker.log")
+    yield proc
+    stop_worker(proc)
+
+
+API_KEY = "test-key-0123456789"
+BASIC = ("airflow", "airflow-password")
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_server: str) -> Iterator[object]:
+    """The gateway in-process (its dispatcher included) on a fresh registry."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import get_gateway_settings
+
+    monkeypatch.setenv("API_KEY", API_KEY)
+    monkeypatch.setenv("API_USERNAME", BASIC[0])
+    monkeypatch.setenv("API_PASSWORD", BASIC[1])
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'registry.db'}")
+    monkeypatch.setenv("SYNC_INTERVAL_SECONDS", "0.5")
+    get_gateway_settings.cache_clear()
+    with TestClient(create_app(), headers={"X-API-Key": API_KEY}) as client:
+        yield client
+    get_gateway_settings.cache_clear()

@@ -66,3 +66,23 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
          "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+def start_worker(env: dict[str, str], log_path: Path, pool: str = "tenantform") -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+    return subprocess.Popen(
+        [str(Path(os.sys.executable).parent / "prefect"), "worker", "start", "--pool", pool,
+         "--type", "process", "--limit", "4"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """Workers ignore the first SIGTERM: SIGINT, then the group is killed."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=15)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+    stop_process(proc, timeout=5)

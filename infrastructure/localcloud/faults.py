@@ -3,7 +3,8 @@
 Terraform starts a fresh provider process per command, so counters live in files
 under the data dir rather than in memory.
 
-- ``LOCALCLOUD_CREATE_DELAY_SECONDS``: sleep before every create.
+- ``LOCALCLOUD_CREATE_DELAY_SECONDS``: sleep before every create (only for objects whose
+  name starts with ``LOCALCLOUD_DELAY_NAME_PREFIX`` when that is set).
 - ``LOCALCLOUD_FAIL_NTH_CREATE``: the Nth create (1-based, counted across processes) fails
   permanently.
 - ``LOCALCLOUD_FAIL_TRANSIENT_ONCE``: the first create fails with a transient error, once
@@ -36,9 +37,9 @@ def _bump_counter(path: Path) -> int:
         return count
 
 
-def before_create() -> None:
+def before_create(name: str = "") -> None:
     delay = float(os.environ.get("LOCALCLOUD_CREATE_DELAY_SECONDS", "0") or 0)
-    if delay:
+    if delay and name.startswith(os.environ.get("LOCALCLOUD_DELAY_NAME_PREFIX", "")):
         time.sleep(delay)
     faults = data_dir() / "_faults"
     token = os.environ.get("LOCALCLOUD_FAIL_TRANSIENT_ONCE")

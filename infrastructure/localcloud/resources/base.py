@@ -57,7 +57,7 @@ class StoredResource(iface.Resource):
     # Lifecycle ---------------------------------------------------------------------------
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         try:
-            faults.before_create()
+            faults.before_create(str(planned.get("name") or ""))
             state = dict(planned)
             state["id"] = self.store.new_id(self.id_prefix)
             state.update(self.on_create(state))

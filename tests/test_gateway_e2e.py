@@ -1,0 +1,131 @@
+"""Through the gateway, with a real worker running the real flows: the Airflow
+document's request end to end, idempotency under concurrency, delete, and a run whose
+process dies mid-apply."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.processes import descendants
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+REQUEST = {
+    "cloud_provider": "local",
+    "provider_config": {},
+    "instance_name_prefix": "test-instance",
+    "count": 2,
+}
+
+
+def wait_status(gateway: Any, request_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = gateway.get(f"/status/{request_id}").json()
+        if body["status"] != "in_progress":
+            return body
+        time.sleep(0.5)
+    raise TimeoutError(f"request {request_id} still in progress after {timeout}s")
+
+
+def wait_client(gateway: Any, client_id: str, status: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = gateway.get(f"/api/clients/{client_id}/status").json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.5)
+    raise TimeoutError(f"client {client_id} not {status} after {timeout}s: {body}")
+
+
+def test_airflow_request_completes_then_delete_destroys(gateway: Any) -> None:
+    accepted = gateway.post("/provision", json=REQUEST)
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["status"] == "in_progress" and body["instances"] is None
+    done = wait_status(gateway, body["request_id"])
+    assert done["status"] == "completed", done
+    assert done["message"] == "Instance provisioning completed successfully"
+    assert len(done["instances"]) == 2
+    assert {"instance_id", "private_ip", "public_ip"} == set(done["instances"][0])
+
+    run = gateway.get(f"/api/runs/{body['request_id']}", params={"logs": "true"}).json()
+    names = [t["name"].rsplit("-", 1)[0] for t in run["tasks"]]
+    assert names[:3] == ["prepare-vars", "preflight", "terraform-init"]
+    assert "terraform-apply" in names and "read-outputs" in names
+    assert any("Apply complete" in line for line in run["logs"])
+
+    client_id = run["client_uuid"]
+    listed = gateway.get("/api/clients").json()
+    assert client_id in [c["client_uuid"] for c in listed["clients"]]
+    outputs = gateway.get(f"/api/clients/{client_id}/outputs").json()
+    assert [i["instance_id"] for i in outputs["outputs"]["instances"]] == [
+        i["instance_id"] for i in done["instances"]
+    ]
+
+    deleted = gateway.delete(f"/api/clients/{client_id}")
+    assert deleted.status_code == 202 and deleted.json()["operation"] == "destroy"
+    wait_client(gateway, client_id, "destroyed")
+    data = Path(os.environ["TENANTFORM_DATA_DIR"]) / "localcloud" / "instances"
+    remaining = {p.stem for p in data.glob("*.json")}
+    assert not remaining & {i["instance_id"] for i in done["instances"]}
+    assert gateway.get(f"/api/clients/{client_id}/outputs").json()["outputs"] == {}
+
+
+def test_twenty_concurrent_identical_requests_make_one_run(gateway: Any) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {**REQUEST, "count": 1, "instance_name_prefix": "idem"}
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda _: gateway.post("/provision", json=body, headers=key), range(20)))
+    assert {r.status_code for r in responses} == {202}
+    ids = {r.json()["request_id"] for r in responses}
+    assert len(ids) == 1
+    done = wait_status(gateway, ids.pop())
+    assert done["status"] == "completed" and len(done["instances"]) == 1
+    assert gateway.get("/api/clients").json()["total"] == 1
+
+
+def _flow_run_processes(worker: Any) -> list[int]:
+    pids = []
+    for pid in descendants(worker.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"prefect.engine" in cmdline or b"flow_run" in cmdline:
+            pids.append(pid)
+    return pids
+
+
+def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(gateway: Any, worker: Any) -> None:
+    body = {**REQUEST, "count": 1, "instance_name_prefix": "slow-crash"}
+    request_id = gateway.post("/provision", json=body).json()["request_id"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        run = gateway.get(f"/api/runs/{request_id}").json()
+        if any(t["name"].startswith("terraform-apply") for t in run.get("tasks") or []):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the run never reached terraform-apply")
+    victims = _flow_run_processes(worker)
+    assert victims, "no flow-run process found under the worker"
+    for pid in victims:
+        for child in [pid, *descendants(pid)]:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    done = wait_status(gateway, request_id, timeout=120)
+    assert done["status"] == "failed"
+    assert done["message"], "a failed run must say why"
+    client = gateway.get(f"/api/clients/{run['client_uuid']}/status").json()
+    assert client["status"] == "failed" and client["message"]
