@@ -35,9 +35,7 @@ def _unauthorized(detail: str, basic: bool) -> HTTPException:
 
 def require_api_key(settings: Settings, key: Annotated[str | None, Depends(_api_key)]) -> None:
     if not _key_ok(settings, key):
-        raise _unauthorized(
-            "missing X-API-Key header" if not key else "invalid X-API-Key", basic=False
-        )
+        raise _unauthorized("missing X-API-Key header" if not key else "invalid X-API-Key", basic=False)
 
 
 def require_key_or_basic(

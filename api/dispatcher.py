@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 class Dispatcher:
     def __init__(
-        self, service: ClientService, prefect: PrefectGateway, *, dispatch_interval: float, sync_interval: float
+        self,
+        service: ClientService,
+        prefect: PrefectGateway,
+        *,
+        dispatch_interval: float,
+        sync_interval: float,
     ) -> None:
         self.service = service
         self.prefect = prefect
@@ -53,7 +58,9 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher pass failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(self.dispatch_interval, self.sync_interval))
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=min(self.dispatch_interval, self.sync_interval)
+                )
             self._wake.clear()
 
     async def dispatch_pending(self) -> int:
@@ -67,7 +74,7 @@ class Dispatcher:
                 continue
             try:
                 flow_run_id = await self._create(run)
-            except Exception as exc:  # noqa: BLE001 - Prefect down or busy: keep the request
+            except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 log.warning("Prefect did not take request %s yet: %s", run.id, reason)
                 self.service.note_dispatch_failure(run.id, reason)

@@ -27,7 +27,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     prefect = PrefectGateway()
     service = ClientService(registry)
     dispatcher = Dispatcher(
-        service, prefect,
+        service,
+        prefect,
         dispatch_interval=settings.dispatch_interval_seconds,
         sync_interval=settings.sync_interval_seconds,
     )

@@ -58,7 +58,7 @@ class PrefectGateway:
         try:
             async with get_client() as client:
                 error = await client.api_healthcheck()
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
+        except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return None if error is None else f"{type(error).__name__}: {error}"
 
@@ -88,7 +88,7 @@ class PrefectGateway:
             str(r.id): FlowRunView(
                 id=str(r.id),
                 state_type=r.state.type.value if r.state else "PENDING",
-                state_name=r.state.name if r.state else "Pending",
+                state_name=(r.state.name if r.state else None) or "Pending",
                 message=one_line(r.state.message if r.state else ""),
             )
             for r in runs
@@ -97,9 +97,7 @@ class PrefectGateway:
     async def read_result(self, flow_run_id: str) -> dict[str, Any] | None:
         async with get_client() as client:
             artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])
-                )
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]))
             )
         for artifact in artifacts:
             if artifact.key and isinstance(artifact.data, str):

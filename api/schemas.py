@@ -71,8 +71,13 @@ class RunSummary(BaseModel):
     @classmethod
     def of(cls, run: Run) -> RunSummary:
         return cls(
-            request_id=run.id, operation=run.operation, status=run.status, message=run.message,
-            flow_run_id=run.flow_run_id, created_at=run.created_at, finished_at=run.finished_at,
+            request_id=run.id,
+            operation=run.operation,
+            status=run.status,
+            message=run.message,
+            flow_run_id=run.flow_run_id,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
         )
 
 
@@ -91,9 +96,15 @@ class ClientView(BaseModel):
     @classmethod
     def of(cls, client: Client, latest: Run | None = None) -> ClientView:
         return cls(
-            client_uuid=client.id, kind=client.kind, target=client.target, name=client.name,
-            parent_uuid=client.parent_id, status=client.status, message=client.status_message,
-            created_at=client.created_at, updated_at=client.updated_at,
+            client_uuid=client.id,
+            kind=client.kind,
+            target=client.target,
+            name=client.name,
+            parent_uuid=client.parent_id,
+            status=client.status,
+            message=client.status_message,
+            created_at=client.created_at,
+            updated_at=client.updated_at,
             latest_run=RunSummary.of(latest) if latest else None,
         )
 

@@ -74,8 +74,14 @@ class ClientService:
         try:
             with self.registry.session() as session:
                 client = Client(
-                    id=cid, kind=kind, target=target, name=name, parent_id=parent_id,
-                    inputs=inputs, fingerprint=body_print, status=ClientStatus.pending,
+                    id=cid,
+                    kind=kind,
+                    target=target,
+                    name=name,
+                    parent_id=parent_id,
+                    inputs=inputs,
+                    fingerprint=body_print,
+                    status=ClientStatus.pending,
                 )
                 session.add(client)
                 run = self._new_run(session, client, "provision", idempotency_key, body_print)
@@ -137,7 +143,11 @@ class ClientService:
             return client, latest
 
     def list_clients(
-        self, *, kinds: Sequence[str] | None = None, limit: int = 100, offset: int = 0,
+        self,
+        *,
+        kinds: Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
         include_destroyed: bool = False,
     ) -> tuple[list[Client], int]:
         query = select(Client)
@@ -252,8 +262,13 @@ class ClientService:
         self, session: Session, client: Client, operation: str, key: str | None, body_print: str
     ) -> Run:
         run = Run(
-            id=new_id(), client=client, operation=operation, status=RunStatus.accepted,
-            message="accepted; waiting for Prefect", idempotency_key=key, fingerprint=body_print,
+            id=new_id(),
+            client=client,
+            operation=operation,
+            status=RunStatus.accepted,
+            message="accepted; waiting for Prefect",
+            idempotency_key=key,
+            fingerprint=body_print,
             parameters={"client_id": client.id, "target": client.target, "inputs": client.inputs},
         )
         session.add(run)
@@ -273,8 +288,10 @@ class ClientService:
         if existing.fingerprint != body_print:
             raise Conflict(f"client {existing.id} already exists with a different request body")
         first = session.scalars(
-            select(Run).where(Run.client_id == existing.id, Run.operation == "provision")
-            .order_by(Run.created_at.desc()).limit(1)
+            select(Run)
+            .where(Run.client_id == existing.id, Run.operation == "provision")
+            .order_by(Run.created_at.desc())
+            .limit(1)
         ).first()
         assert first is not None
         return Accepted(run=first, client=existing, created=False)

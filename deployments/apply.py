@@ -11,9 +11,10 @@ import logging
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.flows import Flow
+from prefect.types.entrypoint import EntrypointType
 
 from flows.workflows import Workflow, workflows
 
@@ -43,13 +44,13 @@ async def apply_deployments() -> dict[str, str]:
     for entry in workflows().values():
         await ensure_work_pool(entry.work_pool)
         flow = load_flow(entry)
-        deployment: RunnerDeployment = await flow.ato_deployment(  # type: ignore[misc]
+        deployment: RunnerDeployment = await flow.ato_deployment(
             name=entry.name,
             description=entry.description,
             tags=list(entry.tags),
             work_pool_name=entry.work_pool,
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
-        deployment_id = await deployment.apply()
+        deployment_id = await deployment.apply()  # type: ignore[misc]  # sync_compatible
         applied[entry.deployment_name] = str(deployment_id)
     return applied

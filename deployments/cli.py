@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
     up.add_argument("--prefect-port", type=int, default=4200, help="Prefect server port (default 4200)")
     up.add_argument(
-        "--data-dir", type=Path, default=Path(os.environ.get("TENANTFORM_DATA_DIR", ".tenantform")),
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("TENANTFORM_DATA_DIR", ".tenantform")),
         help="TENANTFORM_DATA_DIR (default .tenantform/ in the current directory)",
     )
     up.add_argument("--worker-limit", type=int, default=4, help="flow runs one worker runs at once")

@@ -3,6 +3,7 @@ their descendants (a worker's flow-run processes included), and checked to be go
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,24 +75,16 @@ class Child:
         """Signal the group, wait, then SIGKILL the group and any descendant that left it."""
         family = [self.proc.pid, *descendants(self.proc.pid)]
         if self.running:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, first)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         for pid in family:
             if alive(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         deadline = time.monotonic() + 5
         while any(alive(p) for p in family) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -118,8 +118,17 @@ class Stack:
         if cfg.prefect_api_url is None:
             server = self._spawn(
                 "prefect-server",
-                [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(cfg.prefect_port)],
-                env, logs,
+                [
+                    str(bin_dir / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(cfg.prefect_port),
+                ],
+                env,
+                logs,
             )
             print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
             _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
@@ -131,14 +140,25 @@ class Stack:
 
         self._spawn(
             "worker",
-            [str(bin_dir / "prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process",
-             "--limit", str(cfg.worker_limit)],
-            env, logs,
+            [
+                str(bin_dir / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                WORK_POOL,
+                "--type",
+                "process",
+                "--limit",
+                str(cfg.worker_limit),
+            ],
+            env,
+            logs,
         )
         gateway = self._spawn(
             "gateway",
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.host, "--port", str(cfg.port)],
-            {**env, "API_KEY": cfg.api_key}, logs,
+            {**env, "API_KEY": cfg.api_key},
+            logs,
         )
         _wait_http(f"{cfg.gateway_url}/health", 60, "the gateway", gateway)
 
@@ -164,7 +184,8 @@ class Stack:
                 "try:",
                 f"  curl -s -X POST {cfg.gateway_url}/provision -H 'X-API-Key: {cfg.api_key}' "
                 "-H 'Content-Type: application/json' "
-                """-d '{"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "demo", "count": 2}'""",
+                """-d '{"cloud_provider": "local", "provider_config": {}, """
+                """"instance_name_prefix": "demo", "count": 2}'""",
                 "",
                 "Ctrl-C stops everything.",
             ]

@@ -24,7 +24,6 @@ from flows.tasks import (
     terraform_destroy,
     terraform_init,
     terraform_plan,
-    with_retries,
 )
 from flows.terraform.events import ChangeSummary
 
@@ -74,20 +73,14 @@ def _run(operation: Operation, client_id: str, target: str, inputs: dict[str, An
     job = Job.create(settings, client_id, target, inputs)
     logger = get_run_logger()
     with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
-        prepare, check, init, apply, plan, destroy, outputs = with_retries(
-            settings,
-            prepare_vars,
-            preflight,
-            terraform_init,
-            terraform_apply,
-            terraform_plan,
-            terraform_destroy,
-            read_outputs,
-        )
-        prepare(job)
+        retry: dict[str, Any] = {
+            "retries": settings.task_retries,
+            "retry_delay_seconds": settings.task_retry_delay_seconds,
+        }
+        prepare_vars.with_options(**retry)(job)
         if operation != "destroy":
-            check(job)
-        init(job)
+            preflight.with_options(**retry)(job)
+        terraform_init.with_options(**retry)(job)
         result = RunResult(
             operation=operation,
             client_id=client_id,
@@ -95,13 +88,13 @@ def _run(operation: Operation, client_id: str, target: str, inputs: dict[str, An
             terraform=str(job.terraform().binary),
         )
         if operation == "provision":
-            applied = apply(job)
+            applied = terraform_apply.with_options(**retry)(job)
             result.change_summary = applied.change_summary
-            result.outputs, result.sensitive_outputs = outputs(job)
+            result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
         elif operation == "destroy":
-            result.change_summary = destroy(job).change_summary
+            result.change_summary = terraform_destroy.with_options(**retry)(job).change_summary
         else:
-            planned = plan(job)
+            planned = terraform_plan.with_options(**retry)(job)
             result.change_summary, result.drift = planned.change_summary, planned.drift
             result.has_changes = planned.exit_code == 2
     logger.info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)

@@ -8,11 +8,9 @@ from typing import Any
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.client.schemas.objects import State, TaskRun
 
 from flows.jobs import Job
-from flows.settings import Settings
 from flows.targets import PreflightError
 from flows.terraform.errors import TerraformError
 from flows.terraform.events import CommandResult
@@ -84,10 +82,3 @@ def read_outputs(job: Job) -> tuple[dict[str, Any], list[str]]:
     job.target.parse_outputs(public)
     job.redactor.add(s for k in hidden for s in sensitive_values(outputs[k].value))
     return public, hidden
-
-
-def with_retries(settings: Settings, *tasks: Task[..., Any]) -> list[Task[..., Any]]:
-    return [
-        t.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_seconds)
-        for t in tasks
-    ]

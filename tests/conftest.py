@@ -7,8 +7,8 @@ flow, task and subprocess in the session talks to this server.
 from __future__ import annotations
 
 import os
-import subprocess
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,8 +61,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
-
-
 
 
 WORKER_ENV = {

@@ -60,20 +60,42 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     env.pop("PREFECT_API_URL", None)
-    log = open(home / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
+    log = open(home / "server.log", "ab")
     return subprocess.Popen(
-        [str(Path(os.sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(os.sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def start_worker(env: dict[str, str], log_path: Path, pool: str = "tenantform") -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+    log = open(log_path, "ab")
     return subprocess.Popen(
-        [str(Path(os.sys.executable).parent / "prefect"), "worker", "start", "--pool", pool,
-         "--type", "process", "--limit", "4"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(Path(os.sys.executable).parent / "prefect"),
+            "worker",
+            "start",
+            "--pool",
+            pool,
+            "--type",
+            "process",
+            "--limit",
+            "4",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

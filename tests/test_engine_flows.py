@@ -46,7 +46,9 @@ def test_provision_update_destroy(settings: Any) -> None:
 
     resized = run("provision", cid, {**REQUEST, "provider_config": {"size": "large"}}).result()
     assert resized["change_summary"] == {"add": 0, "change": 2, "remove": 0, "operation": "apply"}
-    assert [i["instance_id"] for i in resized["outputs"]["instances"]] == [i["instance_id"] for i in instances]
+    assert [i["instance_id"] for i in resized["outputs"]["instances"]] == [
+        i["instance_id"] for i in instances
+    ]
     assert {json.loads(p.read_text())["size"] for p in instance_files(settings)} == {"large"}
 
     gone = run("destroy", cid).result()
@@ -76,7 +78,9 @@ def test_permanent_failure_fails_with_typed_error(settings: Any, monkeypatch: py
     assert (settings.root / "localcloud" / "_faults" / "create-count").read_text() == "1"
 
 
-def test_flow_retry_reruns_terraform_instead_of_caching(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flow_retry_reruns_terraform_instead_of_caching(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
 
@@ -148,6 +152,6 @@ def test_missing_lock_fails_closed(prefect_server: str) -> None:
     """strict=True: a limit that does not exist raises instead of letting the run in."""
     from prefect.concurrency.sync import concurrency
 
-    with pytest.raises(Exception, match="(?i)concurrency limit|not found|does not exist"):
+    with pytest.raises(Exception, match=r"(?i)concurrency limit|not found|does not exist"):
         with concurrency(f"tenantform-client-missing-{uuid.uuid4()}", occupy=1, strict=True):
             pass

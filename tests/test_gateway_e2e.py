@@ -4,6 +4,7 @@ process dies mid-apply."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -120,10 +121,8 @@ def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(gateway: Any,
     assert victims, "no flow-run process found under the worker"
     for pid in victims:
         for child in [pid, *descendants(pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     done = wait_status(gateway, request_id, timeout=120)
     assert done["status"] == "failed"
     assert done["message"], "a failed run must say why"

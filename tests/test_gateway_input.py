@@ -72,7 +72,9 @@ def test_docs_and_info(gateway: Any) -> None:
         ({"unexpected": 1}, "unexpected"),
     ],
 )
-def test_bad_provision_input_is_422_naming_the_field(gateway: Any, change: dict[str, Any], field: str) -> None:
+def test_bad_provision_input_is_422_naming_the_field(
+    gateway: Any, change: dict[str, Any], field: str
+) -> None:
     before = total_clients(gateway)
     response = gateway.post("/provision", json={**GOOD, **change})
     assert response.status_code == 422, response.text

@@ -44,7 +44,9 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
     }
     gateway_proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=open(tmp_path / "gateway.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        env=env,
+        stdout=open(tmp_path / "gateway.log", "wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     server = worker = None
@@ -63,8 +65,11 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
             ).json()["request_id"]
             for i in range(3)
         ]
-        wait_until(lambda: "waiting for Prefect" in gateway.get(f"/status/{ids[0]}").json()["message"], 30,
-                   "a dispatch attempt")
+        wait_until(
+            lambda: "waiting for Prefect" in gateway.get(f"/status/{ids[0]}").json()["message"],
+            30,
+            "a dispatch attempt",
+        )
         assert {gateway.get(f"/status/{i}").json()["status"] for i in ids} == {"in_progress"}
 
         home = tmp_path / "prefect"
@@ -77,7 +82,8 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
 
         wait_until(
             lambda: all(gateway.get(f"/status/{i}").json()["status"] != "in_progress" for i in ids),
-            240, "the three requests",
+            240,
+            "the three requests",
         )
         assert [gateway.get(f"/status/{i}").json()["status"] for i in ids] == ["completed"] * 3
 

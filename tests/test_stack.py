@@ -27,15 +27,25 @@ def _env() -> dict[str, str]:
 
 def _up(data_dir: Path, port: int, prefect_port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [TENANTFORM, "up", "--port", str(port), "--prefect-port", str(prefect_port), "--data-dir", str(data_dir)],
-        env=_env(), stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True,  # noqa: SIM115
+        [
+            TENANTFORM,
+            "up",
+            "--port",
+            str(port),
+            "--prefect-port",
+            str(prefect_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=_env(),
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
 def _wait_up(proc: subprocess.Popen[bytes], log: Path) -> str:
-    wait_until(
-        lambda: "tenantform is up" in log.read_text() or proc.poll() is not None, 240, "tenantform up"
-    )
+    wait_until(lambda: "tenantform is up" in log.read_text() or proc.poll() is not None, 240, "tenantform up")
     text = log.read_text()
     assert proc.poll() is None, text
     return text
@@ -63,7 +73,9 @@ def test_up_serves_a_request_stops_cleanly_and_remembers(tmp_path: Path) -> None
         gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=10)
         request_id = gateway.post("/provision", json=REQUEST).json()["request_id"]
         wait_until(
-            lambda: gateway.get(f"/status/{request_id}").json()["status"] != "in_progress", 180, "the provision"
+            lambda: gateway.get(f"/status/{request_id}").json()["status"] != "in_progress",
+            180,
+            "the provision",
         )
         assert gateway.get(f"/status/{request_id}").json()["status"] == "completed"
     finally:
@@ -91,9 +103,20 @@ def test_up_says_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [TENANTFORM, "up", "--port", str(port), "--prefect-port", str(free_port()),
-             "--data-dir", str(tmp_path / "d")],
-            env=_env(), capture_output=True, text=True, timeout=60,
+            [
+                TENANTFORM,
+                "up",
+                "--port",
+                str(port),
+                "--prefect-port",
+                str(free_port()),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "already in use" in result.stderr

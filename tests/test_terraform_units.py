@@ -63,7 +63,11 @@ def test_variable_validation_is_a_configuration_error() -> None:
     ("message", "kind", "retryable"),
     [
         ("Error acquiring the state lock: ConditionalCheckFailedException", StateLockedError, True),
-        ("error configuring S3 Backend: no valid credential sources for S3 Backend found", CredentialsError, False),
+        (
+            "error configuring S3 Backend: no valid credential sources for S3 Backend found",
+            CredentialsError,
+            False,
+        ),
         ("503 Service Unavailable: localcloud is temporarily unavailable", TransientError, True),
         ("dial tcp: i/o timeout", TransientError, True),
         ("quota exceeded: localcloud refuses this create", UnknownTerraformError, False),

@@ -53,7 +53,10 @@ def delete_client(
     accepted = service.start_operation(str(client_uuid), "destroy", cascade=cascade)
     run = accepted.run
     return Accepted(
-        request_id=run.id, client_uuid=run.client_id, operation=run.operation, status=run.status,
+        request_id=run.id,
+        client_uuid=run.client_id,
+        operation=run.operation,
+        status=run.status,
         message="destroy accepted" if accepted.created else "a destroy is already under way",
     )
 
@@ -67,9 +70,15 @@ async def get_run(
 ) -> RunView:
     run = service.get_run(str(run_id))
     view = RunView(
-        request_id=run.id, client_uuid=run.client_id, operation=run.operation, status=run.status,
-        message=run.message, flow_run_id=run.flow_run_id, created_at=run.created_at,
-        finished_at=run.finished_at, result=run.result,
+        request_id=run.id,
+        client_uuid=run.client_id,
+        operation=run.operation,
+        status=run.status,
+        message=run.message,
+        flow_run_id=run.flow_run_id,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        result=run.result,
     )
     if run.flow_run_id:
         view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]

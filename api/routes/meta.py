@@ -26,7 +26,7 @@ async def health(service: Service, prefect: Prefect) -> JSONResponse:
         with service.registry.session() as session:
             session.execute(text("SELECT 1"))
         checks["registry"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported in the body
+    except Exception as exc:
         checks["registry"] = f"down: {type(exc).__name__}"
     problem = await prefect.healthy()
     checks["prefect"] = "ok" if problem is None else f"down: {problem}"[:300]

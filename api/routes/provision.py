@@ -17,7 +17,9 @@ router = APIRouter(tags=["provision"], dependencies=[KeyOrBasic])
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", min_length=1, max_length=255,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
         description="Same key and body: the same request back; same key, other body: 409.",
     ),
 ]
@@ -25,7 +27,7 @@ IdempotencyKey = Annotated[
 
 @router.post("/provision", status_code=202, response_model=ProvisionResponse)
 def provision(
-    body: ProvisionRequest,  # type: ignore[valid-type]
+    body: ProvisionRequest,
     service: Service,
     idempotency_key: IdempotencyKey = None,
 ) -> ProvisionResponse:
