@@ -1,0 +1,10 @@
+"""Runs every bench script in turn (``make bench``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+for script in ("bench.provision_wall_time", "bench.accept_load", "bench.dispatch_latency"):
+    print(f"\n== {script}", flush=True)
+    subprocess.run([sys.executable, "-m", script], check=True)
