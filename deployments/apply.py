@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+from datetime import timedelta
 
+from prefect.automations import Automation
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.flows import Flow
 from prefect.types.entrypoint import EntrypointType
@@ -54,3 +59,40 @@ async def apply_deployments() -> dict[str, str]:
         deployment_id = await deployment.apply()  # type: ignore[misc]  # sync_compatible
         applied[entry.deployment_name] = str(deployment_id)
     return applied
+
+
+ZOMBIE_AUTOMATION = "tenantform: crash flow runs whose heartbeat stopped"
+
+
+async def ensure_zombie_automation(within_seconds: int = 90) -> None:
+    """A run whose worker died with it never reports an end: Prefect's own remedy is a
+    proactive automation that crashes a flow run after missed heartbeats (workers send
+    them when PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set). The gateway then reports the
+    request failed with this message."""
+    async with get_client() as client:
+        for existing in await client.read_automations_by_name(ZOMBIE_AUTOMATION):
+            await client.delete_automation(existing.id)
+    await Automation(
+        name=ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within_seconds),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"worker lost: no heartbeat for {within_seconds}s (its process died)",
+            )
+        ],
+    ).acreate()

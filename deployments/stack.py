@@ -133,9 +133,10 @@ class Stack:
             print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
             _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
 
-        from deployments.apply import apply_deployments
+        from deployments.apply import apply_deployments, ensure_zombie_automation
 
         applied = asyncio.run(apply_deployments())
+        asyncio.run(ensure_zombie_automation())
         print(f"applied deployments: {', '.join(applied)}", flush=True)
 
         self._spawn(
