@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
