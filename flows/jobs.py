@@ -29,7 +29,7 @@ class Job:
         entry = get_target(target)
         parsed = entry.parse_inputs(inputs)
         backend = entry.backend(settings, client_id)
-        redactor = Redactor([*parsed.sensitive_values(), *backend.env.values()])
+        redactor = Redactor([*parsed.sensitive_values(), *backend.secrets])
         return cls(
             client_id=client_id,
             target=entry,
@@ -53,4 +53,5 @@ class Job:
             redactor=self.redactor,
             log=log,
             lock_timeout=self.settings.lock_timeout,
+            backend_config=self.backend.secret_config,
         )

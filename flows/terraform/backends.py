@@ -16,6 +16,15 @@ class BackendConfig(BaseModel):
     type: str
     config: dict[str, Any] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict, repr=False)
+    secret_config: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Backend settings that are secrets: passed as -backend-config at init, never written.",
+    )
+
+    @property
+    def secrets(self) -> list[str]:
+        return [*self.env.values(), *self.secret_config.values()]
 
     def as_json(self) -> dict[str, Any]:
         return {"terraform": {"backend": {self.type: self.config}}}
@@ -35,10 +44,11 @@ def pg_backend(settings: Settings, client_id: str) -> BackendConfig:
     if settings.state_pg_conn_str is None:
         raise ValueError("STATE_BACKEND=pg needs STATE_PG_CONN_STR")
     schema = "tf_" + re.sub(r"[^a-z0-9_]", "_", client_id.lower())
+    # Terraform 1.0.3's pg backend does not read PG_CONN_STR: the URL goes in at init.
     return BackendConfig(
         type="pg",
         config={"schema_name": schema},
-        env={"PG_CONN_STR": settings.state_pg_conn_str.get_secret_value()},
+        secret_config={"conn_str": settings.state_pg_conn_str.get_secret_value()},
     )
 
 

@@ -33,6 +33,7 @@ class Terraform:
         redactor: Redactor | None = None,
         log: LogFn | None = None,
         lock_timeout: str = "60s",
+        backend_config: dict[str, str] | None = None,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
@@ -40,13 +41,15 @@ class Terraform:
         self.redact = redactor or Redactor()
         self.log = log or (lambda _line: None)
         self.lock_timeout = lock_timeout
+        self.backend_config = backend_config or {}
 
     # Commands ----------------------------------------------------------------------------
     def init(self) -> CommandResult:
         # `init` has no -json in 1.0.3: its lines are kept as text and classified from there.
         return self._run(
             "init",
-            ["-input=false", "-no-color", "-reconfigure"],
+            ["-input=false", "-no-color", "-reconfigure"]
+            + [f"-backend-config={k}={v}" for k, v in self.backend_config.items()],
             log_name="init",
         )
 
@@ -99,7 +102,7 @@ class Terraform:
         started = time.monotonic()
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as log_file:
-            log_file.write(f"# {self.binary} {command} {' '.join(args)}\n")
+            log_file.write(self.redact(f"# {self.binary} {command} {' '.join(args)}") + "\n")
             with subprocess.Popen(
                 self._argv(command, args),
                 env=self.env,
