@@ -34,6 +34,20 @@ class Settings(BaseSettings):
         None, description="PostgreSQL URL for the pg state backend (one schema per client)."
     )
 
+    # Hospitals (the GCP document) ---------------------------------------------------------
+    gcp_project_id: str | None = Field(
+        None, description="GCP project; when set, hospitals are built on GCP, else on localcloud."
+    )
+    gcp_region: str = Field("me-central2", description="Default GCP region.")
+    state_bucket_name: str = Field(
+        "medical-circles-terraform-state-files", description="GCS bucket holding per-client state."
+    )
+    password_length: int = Field(16, ge=8, le=64, description="Generated database password length.")
+    deletion_protection: bool = Field(True, description="Cloud SQL deletion protection on GCP.")
+    secret_manager_endpoint: str | None = Field(
+        None, description="Secret Manager REST endpoint override (an emulator such as drongo)."
+    )
+
     @property
     def root(self) -> Path:
         return self.data_dir.resolve()

@@ -25,6 +25,9 @@ class TargetInputs(Protocol):
 Preflight = Callable[[Any], None]
 """Checks run before Terraform; raise ``PreflightError`` with a message naming the problem."""
 
+SecretReader = Callable[[str, Settings], str]
+"""Reads the secret a stack's outputs name (``connection_secret``)."""
+
 Readback = Callable[[Any, dict[str, Any]], dict[str, Any]]
 """After apply: confirm the outputs through the cloud's SDK (inputs, outputs) -> outputs."""
 
@@ -43,6 +46,7 @@ class Target:
     description: str
     preflight: Preflight | None = None
     readback: Readback | None = None
+    read_secret: SecretReader | None = None
 
     def parse_inputs(self, raw: dict[str, Any]) -> Any:
         return self.inputs.model_validate(raw)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from flows.secrets import read_gcp_secret, read_local_secret
 from flows.targets import Target
+from flows.targets.hospital import (
+    GcpHospitalInputs,
+    GcpSubHospitalInputs,
+    HospitalInputs,
+    HospitalOutputs,
+    SubHospitalInputs,
+)
 from flows.targets.instances import InstancesOutputs, LocalRequest
-from flows.terraform.backends import local_or_pg_backend
+from flows.terraform.backends import gcs_backend, local_or_pg_backend
 
 TARGETS: tuple[Target, ...] = (
     Target(
@@ -14,5 +22,41 @@ TARGETS: tuple[Target, ...] = (
         outputs=InstancesOutputs,
         backend=local_or_pg_backend,
         description="Instances on localcloud, the embedded default: no cloud account needed.",
+    ),
+    Target(
+        name="local-hospital",
+        module="local-hospital",
+        inputs=HospitalInputs,
+        outputs=HospitalOutputs,
+        backend=local_or_pg_backend,
+        description="A hospital on localcloud: SQL instance (SQLite or MariaDB), buckets, secret, network.",
+        read_secret=read_local_secret,
+    ),
+    Target(
+        name="local-sub-hospital",
+        module="local-sub-hospital",
+        inputs=SubHospitalInputs,
+        outputs=HospitalOutputs,
+        backend=local_or_pg_backend,
+        description="A sub-hospital on localcloud: its own database, user and secret on the parent's instance.",
+        read_secret=read_local_secret,
+    ),
+    Target(
+        name="gcp-hospital",
+        module="gcp-hospital",
+        inputs=GcpHospitalInputs,
+        outputs=HospitalOutputs,
+        backend=gcs_backend,
+        description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
+        read_secret=read_gcp_secret,
+    ),
+    Target(
+        name="gcp-sub-hospital",
+        module="gcp-sub-hospital",
+        inputs=GcpSubHospitalInputs,
+        outputs=HospitalOutputs,
+        backend=gcs_backend,
+        description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
+        read_secret=read_gcp_secret,
     ),
 )

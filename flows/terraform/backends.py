@@ -60,3 +60,8 @@ def local_or_pg_backend(settings: Settings, client_id: str) -> BackendConfig:
 
 def state_file(settings: Settings, client_id: str) -> Path:
     return settings.root / "state" / client_id / "terraform.tfstate"
+
+
+def gcs_backend(settings: Settings, client_id: str) -> BackendConfig:
+    """The hospital document's layout: ``gs://STATE_BUCKET_NAME/{client_uuid}/default.tfstate``."""
+    return BackendConfig(type="gcs", config={"bucket": settings.state_bucket_name, "prefix": client_id})

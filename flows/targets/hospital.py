@@ -1,0 +1,126 @@
+"""The hospital document's stacks: a hospital (SQL instance, buckets, secret, network) and
+sub-hospitals that share their parent's SQL instance. The same request model drives the
+embedded default (localcloud) and GCP."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from flows.settings import Settings
+from flows.terraform.backends import BackendConfig
+
+Region = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]+-[a-z]+[0-9]+$"),
+    Field(description="A GCP-style region, e.g. me-central2.", examples=["me-central2"]),
+]
+
+
+def database_name(hospital_name: str) -> str:
+    """The document names the database from the hospital: lowercase ASCII letters, digits
+    and '_', starting with a letter, at most 64 characters."""
+    ascii_name = unicodedata.normalize("NFKD", hospital_name).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    if not name or not name[0].isalpha():
+        name = f"db_{name}".rstrip("_")
+    return name[:64].rstrip("_")
+
+
+class HospitalRequest(BaseModel):
+    """The body of POST /api/hospitals/register (and of sub-hospital registration)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    client_name: str = Field(min_length=1, max_length=255, examples=["City General Hospital"])
+    client_uuid: UUID = Field(examples=["550e8400-e29b-41d4-a716-446655440000"])
+    environment: str = Field(
+        pattern=r"^(dev|test|staging|prod)$", examples=["prod"], description="dev, test, staging or prod."
+    )
+    region: Region
+
+    @field_validator("client_name")
+    @classmethod
+    def _has_a_letter_or_digit(cls, value: str) -> str:
+        if not any(ch.isalnum() for ch in value):
+            raise ValueError("client_name must contain a letter or a digit")
+        return value
+
+
+class HospitalInputs(HospitalRequest):
+    """What the hospital targets get as inputs: the request as registered."""
+
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
+        return {
+            "client_uuid": str(self.client_uuid),
+            "client_name": self.client_name,
+            "database_name": database_name(self.client_name),
+            "environment": self.environment,
+            "region": self.region,
+            "password_length": settings.password_length,
+        }
+
+    def sensitive_values(self) -> list[str]:
+        return []
+
+
+class GcpHospitalInputs(HospitalInputs):
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
+        return {
+            **super().to_tfvars(client_id, settings),
+            "project_id": settings.gcp_project_id,
+            "deletion_protection": settings.deletion_protection,
+        }
+
+
+class SubHospitalInputs(HospitalInputs):
+    parent_uuid: UUID
+    parent_target: str = Field(description="The parent's target, whose backend holds its state.")
+
+    def parent_backend(self, settings: Settings) -> BackendConfig:
+        from flows.targets import get_target
+
+        return get_target(self.parent_target).backend(settings, str(self.parent_uuid))
+
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
+        parent = self.parent_backend(settings)
+        return {
+            **super().to_tfvars(client_id, settings),
+            "parent_backend": parent.type,
+            "parent_backend_config": {**parent.config, **parent.secret_config},
+        }
+
+    def sensitive_values(self) -> list[str]:
+        return []
+
+
+class GcpSubHospitalInputs(SubHospitalInputs):
+    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
+        return {**super().to_tfvars(client_id, settings), "project_id": settings.gcp_project_id}
+
+
+class HospitalOutputs(BaseModel):
+    """Shared by every hospital target. No password, no connection string: it names the
+    secret that holds it."""
+
+    sql_instance_id: str
+    sql_instance_name: str
+    sql_private_ip: str
+    database_name: str
+    database_user: str
+    private_bucket: str
+    public_bucket: str
+    network_name: str
+    connection_secret: str
+
+
+def hospital_targets(settings: Settings) -> tuple[str, str]:
+    """(hospital target, sub-hospital target): GCP when a project is configured, else the
+    embedded default."""
+    if settings.gcp_project_id:
+        return "gcp-hospital", "gcp-sub-hospital"
+    return "local-hospital", "local-sub-hospital"

@@ -1,0 +1,18 @@
+terraform {
+  required_version = ">= 1.0.3"
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 4.84, < 7.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.5, < 4.0"
+    }
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
