@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.dispatcher import Dispatcher
 from api.prefect_gateway import PrefectGateway
-from api.routes import clients, meta, provision
+from api.routes import clients, hospitals, meta, provision
 from api.service import ClientService, Conflict, NotFound
 from api.settings import get_gateway_settings
 from flows.registry.db import Registry
@@ -60,7 +60,7 @@ def create_app() -> FastAPI:
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    for router in (meta.router, provision.router, clients.router):
+    for router in (meta.router, provision.router, hospitals.router, clients.router):
         app.include_router(router)
     return app
 

@@ -146,3 +146,25 @@ class Accepted(BaseModel):
     operation: str
     status: str
     message: str
+
+
+class HospitalAccepted(BaseModel):
+    client_uuid: str
+    client_name: str | None
+    parent_uuid: str | None
+    status: str
+    request_id: str
+    message: str
+
+    @classmethod
+    def of(cls, client: Client, run: Run, created: bool) -> HospitalAccepted:
+        return cls(
+            client_uuid=client.id,
+            client_name=client.name,
+            parent_uuid=client.parent_id,
+            status=client.status,
+            request_id=run.id,
+            message="registration accepted; provisioning through a flow run"
+            if created
+            else "already registered with this body",
+        )

@@ -27,7 +27,7 @@ from flows.tasks import (
 )
 from flows.terraform.events import ChangeSummary
 
-Operation = Literal["provision", "destroy", "plan"]
+Operation = Literal["provision", "destroy", "plan", "create-tables"]
 
 
 class RunResult(BaseModel):

@@ -23,7 +23,7 @@ def secret_manager_client(settings: Settings) -> Any:
 
         return secretmanager.SecretManagerServiceClient(
             transport="rest",
-            credentials=AnonymousCredentials(),
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": settings.secret_manager_endpoint},
         )
     return secretmanager.SecretManagerServiceClient()

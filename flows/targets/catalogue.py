@@ -38,7 +38,7 @@ TARGETS: tuple[Target, ...] = (
         inputs=SubHospitalInputs,
         outputs=HospitalOutputs,
         backend=local_or_pg_backend,
-        description="A sub-hospital on localcloud: its own database, user and secret on the parent's instance.",
+        description="A sub-hospital on localcloud: own database, user and secret on the parent's instance.",
         read_secret=read_local_secret,
     ),
     Target(

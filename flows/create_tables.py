@@ -1,0 +1,62 @@
+"""The create-tables flow: read the connection string from the secret the client's
+outputs name, and apply the project's schema. Running it twice changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, tags, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.jobs import Job
+from flows.locks import client_lock
+from flows.provision import RunResult, publish
+from flows.schema import apply_schema
+from flows.settings import get_settings
+from flows.tasks import prepare_vars, retry_only_when_useful, terraform_init
+
+_OPTIONS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+    "retry_condition_fn": retry_only_when_useful,
+}
+
+
+@task(name="apply-schema", **_OPTIONS)
+def apply_client_schema(job: Job) -> list[str]:
+    """The secret is read and used inside this task only: never returned, logged or passed on."""
+    if job.target.read_secret is None:
+        raise ValueError(f"target {job.target.name} has no database secret")
+    outputs = job.terraform().output()
+    reference = outputs.get("connection_secret")
+    if reference is None:
+        raise ValueError(f"client {job.client_id} has no connection_secret output: is it provisioned?")
+    url = job.target.read_secret(str(reference.value), job.settings)
+    job.redactor.add([url])
+    applied = apply_schema(url)
+    get_run_logger().info("schema versions applied now: %s", ", ".join(applied) or "none (up to date)")
+    return applied
+
+
+@flow(name="create-tables", flow_run_name="create-tables-{target}-{client_id}", persist_result=True)
+def create_tables(client_id: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Apply the hospital schema to the client's database."""
+    settings = get_settings()
+    job = Job.create(settings, client_id, target, inputs)
+    retry: dict[str, Any] = {
+        "retries": settings.task_retries,
+        "retry_delay_seconds": settings.task_retry_delay_seconds,
+    }
+    with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
+        prepare_vars.with_options(**retry)(job)
+        terraform_init.with_options(**retry)(job)
+        applied = apply_client_schema.with_options(**retry)(job)
+    result = RunResult(
+        operation="create-tables",
+        client_id=client_id,
+        target=target,
+        terraform=str(job.terraform().binary),
+        outputs={"applied_versions": applied},
+    )
+    publish(result)
+    return result.model_dump(mode="json")

@@ -1,0 +1,1 @@
+CREATE INDEX ix_appointments_starts_at ON appointments (starts_at);
