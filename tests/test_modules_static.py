@@ -1,0 +1,127 @@
+"""Every Terraform module, checked without providers (none can be downloaded here):
+`terraform fmt -check`, every variable typed, described and used, outputs equal to the
+target's output model, and every tfvars key a target produces declared."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from flows.settings import Settings
+from flows.targets import all_targets
+from flows.terraform.binary import find_binary
+from flows.terraform.workspace import MODULES
+
+MODULE_DIRS = sorted(p for p in MODULES.iterdir() if p.is_dir())
+HOSPITAL = {
+    "client_name": "City General Hospital",
+    "client_uuid": str(uuid.uuid4()),
+    "environment": "prod",
+    "region": "me-central2",
+}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "local": {"cloud_provider": "local", "instance_name_prefix": "web", "count": 2},
+    "local-hospital": HOSPITAL,
+    "gcp-hospital": HOSPITAL,
+    "local-sub-hospital": {**HOSPITAL, "parent_uuid": str(uuid.uuid4()), "parent_target": "local-hospital"},
+    "gcp-sub-hospital": {**HOSPITAL, "parent_uuid": str(uuid.uuid4()), "parent_target": "gcp-hospital"},
+    "aws-ec2": {
+        "cloud_provider": "aws",
+        "instance_name_prefix": "web",
+        "count": 1,
+        "provider_config": {
+            "region": "us-east-2",
+            "instance_type": "t2.micro",
+            "subnet_id": "subnet-12345",
+            "security_group_ids": ["sg-12345"],
+            "ami_id": "ami-12345",
+        },
+    },
+    "oci-baremetal": {
+        "cloud_provider": "oci",
+        "instance_name_prefix": "web",
+        "count": 1,
+        "provider_config": {
+            "region": "eu-frankfurt-1",
+            "shape": "BM.Standard3.64",
+            "compartment_id": "ocid1.compartment.oc1..aaaa",
+            "availability_domain": "Uocm:EU-FRANKFURT-1-AD-1",
+            "subnet_id": "ocid1.subnet.oc1..aaaa",
+            "image_id": "ocid1.image.oc1..aaaa",
+        },
+    },
+}
+
+
+def load(module: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {"variable": {}, "output": {}}
+    for tf in module.glob("*.tf"):
+        with tf.open() as fh:
+            parsed = hcl2.load(fh)
+        for kind in ("variable", "output"):
+            for block in parsed.get(kind, []):  # this python-hcl2 keeps the labels' quotes
+                merged[kind].update({name.strip('"'): spec for name, spec in block.items()})
+    return merged
+
+
+def source(module: Path) -> str:
+    return "\n".join(p.read_text() for p in module.glob("*.tf"))
+
+
+@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+def test_fmt_clean(module: Path) -> None:
+    result = subprocess.run(
+        [str(find_binary(None).path), "fmt", "-check", "-diff", str(module)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+def test_variables_typed_described_used(module: Path) -> None:
+    variables = load(module)["variable"]
+    assert variables, f"{module.name} declares no variables"
+    text = source(module)
+    for name, spec in variables.items():
+        assert "type" in spec, f"{module.name}: variable {name} has no type"
+        assert str(spec.get("description", "")).strip('"'), (
+            f"{module.name}: variable {name} has no description"
+        )
+        assert re.search(rf"\bvar\.{name}\b", text), f"{module.name}: variable {name} is never used"
+
+
+@pytest.mark.parametrize("target", sorted(all_targets()), ids=str)
+def test_outputs_match_model_and_tfvars_are_declared(target: str) -> None:
+    entry = all_targets()[target]
+    declared = load(MODULES / entry.module)
+    assert set(declared["output"]) == set(entry.outputs.model_fields), target
+    if target not in EXAMPLES:
+        pytest.skip(f"no example input for {target}")
+    tfvars = entry.parse_inputs(EXAMPLES[target]).to_tfvars("c", Settings(gcp_project_id="p"))
+    assert set(tfvars) <= set(declared["variable"]), set(tfvars) - set(declared["variable"])
+    required = {n for n, spec in declared["variable"].items() if "default" not in spec}
+    assert required <= set(tfvars), f"{target}: no value for {required - set(tfvars)}"
+
+
+def test_hospital_targets_share_one_output_contract() -> None:
+    targets = all_targets()
+    outputs = {
+        name: set(load(MODULES / t.module)["output"]) for name, t in targets.items() if "hospital" in name
+    }
+    assert len(set(map(frozenset, outputs.values()))) == 1, outputs
+    assert all("password" not in o and "connection_string" not in o for o in next(iter(outputs.values())))
+
+
+def test_gcp_hospital_keeps_sql_private_and_labels_everything() -> None:
+    text = source(MODULES / "gcp-hospital")
+    assert "ipv4_enabled    = false" in text
+    assert 'database_version    = "MYSQL_8_0"' in text
+    assert "google_service_networking_connection" in text and "google_compute_firewall" in text
+    for label in ("client_uuid", "environment", "managed-by"):
+        assert label in text
+    assert "deletion_protection = var.deletion_protection" in text
