@@ -14,7 +14,9 @@ from api.prefect_gateway import PrefectGateway
 from api.routes import clients, hospitals, meta, provision
 from api.service import ClientService, Conflict, NotFound
 from api.settings import get_gateway_settings
+from flows.registry.backup import backup_from_settings
 from flows.registry.db import Registry
+from flows.settings import get_settings
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
@@ -22,6 +24,9 @@ LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_gateway_settings()
+    backup = backup_from_settings(get_settings(), settings.registry_url)
+    if backup is not None:
+        backup.restore_if_missing()
     registry = Registry(settings.registry_url)
     registry.migrate()
     prefect = PrefectGateway()
@@ -36,10 +41,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
     app.state.dispatcher = dispatcher
     dispatcher.start()
+    if backup is not None:
+        backup.start()
     try:
         yield
     finally:
         await dispatcher.stop()
+        if backup is not None:
+            backup.stop()
         registry.dispose()
 
 

@@ -48,6 +48,19 @@ class Settings(BaseSettings):
         None, description="Secret Manager REST endpoint override (an emulator such as drongo)."
     )
 
+    # Registry backup and GCP credentials (the hospital document) ----------------------------
+    database_backup_bucket: str | None = Field(
+        None, description="GCS bucket for SQLite registry backups; unset: no backups."
+    )
+    database_backup_interval_seconds: float = Field(300, gt=0, description="Seconds between backups.")
+    database_backup_object: str = Field("clients.db", description="Object name of the backup.")
+    google_credentials_file: Path = Field(
+        Path("terraform-sa.json"), description="Service-account key used when present, else ADC."
+    )
+    gcp_credentials_block: str | None = Field(
+        None, description="Name of a prefect-gcp GcpCredentials block to use instead."
+    )
+
     @property
     def root(self) -> Path:
         return self.data_dir.resolve()

@@ -64,4 +64,10 @@ def state_file(settings: Settings, client_id: str) -> Path:
 
 def gcs_backend(settings: Settings, client_id: str) -> BackendConfig:
     """The hospital document's layout: ``gs://STATE_BUCKET_NAME/{client_uuid}/default.tfstate``."""
-    return BackendConfig(type="gcs", config={"bucket": settings.state_bucket_name, "prefix": client_id})
+    from flows.clouds.gcp import terraform_env
+
+    return BackendConfig(
+        type="gcs",
+        config={"bucket": settings.state_bucket_name, "prefix": client_id},
+        env=terraform_env(settings),
+    )

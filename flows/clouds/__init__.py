@@ -1,0 +1,1 @@
+"""Cloud SDK code: credentials, pre-flight checks and read-backs, per cloud."""
