@@ -49,7 +49,9 @@ class Job:
         return Terraform(
             find_binary(self.settings.terraform_bin),
             self.workspace,
-            self.workspace.environment(self.backend.env),
+            self.workspace.environment(
+                {**self.backend.env, **(self.target.terraform_env() if self.target.terraform_env else {})}
+            ),
             redactor=self.redactor,
             log=log,
             lock_timeout=self.settings.lock_timeout,

@@ -61,6 +61,21 @@ class Settings(BaseSettings):
         None, description="Name of a prefect-gcp GcpCredentials block to use instead."
     )
 
+    # AWS and OCI targets (the Airflow document) -------------------------------------------
+    cloud_state_backend: Literal["s3", "pg", "local"] = Field(
+        "s3", description="State of the aws-ec2 / oci-baremetal targets: s3 (+ DynamoDB lock), pg or local."
+    )
+    state_lock_table: str = Field(
+        "tenantform-terraform-locks", description="DynamoDB table for S3 state locks."
+    )
+    state_region: str = Field("us-east-2", description="Region of the S3 state bucket and lock table.")
+    state_s3_endpoint: str | None = Field(
+        None, description="S3/DynamoDB endpoint override for the state backend (e.g. moto server)."
+    )
+    oci_service_endpoint: str | None = Field(
+        None, description="Endpoint override for the OCI SDK's pre-flight and read-back calls."
+    )
+
     @property
     def root(self) -> Path:
         return self.data_dir.resolve()

@@ -47,6 +47,8 @@ class Target:
     preflight: Preflight | None = None
     readback: Readback | None = None
     read_secret: SecretReader | None = None
+    terraform_env: Callable[[], dict[str, str]] | None = None
+    """Extra environment for Terraform (e.g. credentials mapped to TF_VAR_*)."""
 
     def parse_inputs(self, raw: dict[str, Any]) -> Any:
         return self.inputs.model_validate(raw)

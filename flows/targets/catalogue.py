@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flows.clouds import aws, oci
 from flows.secrets import read_gcp_secret, read_local_secret
 from flows.targets import Target
+from flows.targets.aws import AwsRequest
 from flows.targets.hospital import (
     GcpHospitalInputs,
     GcpSubHospitalInputs,
@@ -12,7 +14,8 @@ from flows.targets.hospital import (
     SubHospitalInputs,
 )
 from flows.targets.instances import InstancesOutputs, LocalRequest
-from flows.terraform.backends import gcs_backend, local_or_pg_backend
+from flows.targets.oci import OciRequest, oci_terraform_env
+from flows.terraform.backends import cloud_backend, gcs_backend, local_or_pg_backend
 
 TARGETS: tuple[Target, ...] = (
     Target(
@@ -58,5 +61,26 @@ TARGETS: tuple[Target, ...] = (
         backend=gcs_backend,
         description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
         read_secret=read_gcp_secret,
+    ),
+    Target(
+        name="aws-ec2",
+        module="aws-ec2",
+        inputs=AwsRequest,
+        outputs=InstancesOutputs,
+        backend=cloud_backend,
+        description="EC2 instances (hashicorp/aws); state in S3 with DynamoDB locking.",
+        preflight=aws.preflight,
+        readback=aws.readback,
+    ),
+    Target(
+        name="oci-baremetal",
+        module="oci-baremetal",
+        inputs=OciRequest,
+        outputs=InstancesOutputs,
+        backend=cloud_backend,
+        description="OCI bare-metal instances (oracle/oci); state in S3-compatible storage or PostgreSQL.",
+        preflight=oci.preflight,
+        readback=oci.readback,
+        terraform_env=oci_terraform_env,
     ),
 )

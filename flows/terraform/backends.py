@@ -71,3 +71,33 @@ def gcs_backend(settings: Settings, client_id: str) -> BackendConfig:
         config={"bucket": settings.state_bucket_name, "prefix": client_id},
         env=terraform_env(settings),
     )
+
+
+def s3_backend(settings: Settings, client_id: str) -> BackendConfig:
+    """S3 state with DynamoDB locking; credentials stay in the worker's environment."""
+    config: dict[str, Any] = {
+        "bucket": settings.state_bucket_name,
+        "key": f"{client_id}/terraform.tfstate",
+        "region": settings.state_region,
+        "dynamodb_table": settings.state_lock_table,
+        "encrypt": True,
+    }
+    if settings.state_s3_endpoint:
+        config.update(
+            endpoint=settings.state_s3_endpoint,
+            dynamodb_endpoint=settings.state_s3_endpoint,
+            sts_endpoint=settings.state_s3_endpoint,
+            force_path_style=True,
+            skip_credentials_validation=True,
+            skip_metadata_api_check=True,
+            skip_region_validation=True,
+        )
+    return BackendConfig(type="s3", config=config)
+
+
+_CLOUD_BACKENDS: dict[str, BackendPolicy] = {"s3": s3_backend, "pg": pg_backend, "local": local_backend}
+
+
+def cloud_backend(settings: Settings, client_id: str) -> BackendConfig:
+    """The aws-ec2 and oci-baremetal targets: remote state unless the user asks for local."""
+    return _CLOUD_BACKENDS[settings.cloud_state_backend](settings, client_id)

@@ -1,0 +1,64 @@
+variable "client_id" {
+  type        = string
+  description = "UUID of the client (tenant) that owns this stack."
+}
+
+variable "request_id" {
+  type        = string
+  description = "Id of the provisioning request, tagged on every resource."
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region, e.g. us-east-2."
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "The region must look like us-east-2."
+  }
+}
+
+variable "instance_name_prefix" {
+  type        = string
+  description = "Instances are named {prefix}-{n}."
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,40}$", var.instance_name_prefix))
+    error_message = "The instance_name_prefix must start with a letter and hold only a-z, 0-9 and '-'."
+  }
+}
+
+variable "instance_count" {
+  type        = number
+  description = "How many instances to run."
+  validation {
+    condition     = var.instance_count >= 1 && var.instance_count <= 20
+    error_message = "The instance_count must be between 1 and 20."
+  }
+}
+
+variable "instance_type" {
+  type        = string
+  description = "EC2 instance type, e.g. t2.micro."
+}
+
+variable "subnet_id" {
+  type        = string
+  description = "Subnet the instances live in."
+  validation {
+    condition     = can(regex("^subnet-[0-9a-f]+$", var.subnet_id))
+    error_message = "The subnet_id must look like subnet-0123abcd."
+  }
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups attached to every instance."
+}
+
+variable "ami_id" {
+  type        = string
+  description = "AMI the instances boot."
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "The ami_id must look like ami-0123abcd."
+  }
+}
