@@ -1,0 +1,187 @@
+"""AWS pre-flight and read-back against moto server over loopback, the S3 state backend
+with DynamoDB locking under real Terraform, and the gateway's answer without credentials."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+from flows.clouds import aws as aws_cloud
+from flows.jobs import Job
+from flows.settings import Settings
+from flows.targets import PreflightError
+from flows.targets.aws import AwsRequest
+from flows.terraform.errors import StateLockedError
+from tests.emulators.moto import aws, moto_url
+
+__all__ = ["aws", "moto_url"]
+
+REGION = "us-east-2"
+
+
+@pytest.fixture
+def network(aws: str) -> dict[str, Any]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"g{uuid.uuid4().hex[:6]}", Description="t", VpcId=vpc)[
+        "GroupId"
+    ]
+    other_vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    stray = ec2.create_security_group(GroupName="stray", Description="t", VpcId=other_vpc)["GroupId"]
+    seed = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
+    ami = ec2.create_image(InstanceId=seed["InstanceId"], Name="base")["ImageId"]
+    return {"subnet": subnet, "group": group, "stray_group": stray, "ami": ami}
+
+
+def request(net: dict[str, Any], **change: Any) -> AwsRequest:
+    config = {
+        "region": REGION,
+        "instance_type": "t2.micro",
+        "subnet_id": net["subnet"],
+        "security_group_ids": [net["group"]],
+        "ami_id": net["ami"],
+        **change,
+    }
+    return AwsRequest.model_validate(
+        {"cloud_provider": "aws", "provider_config": config, "instance_name_prefix": "web", "count": 1}
+    )
+
+
+def test_preflight_passes_for_real_ids(network: dict[str, Any]) -> None:
+    aws_cloud.preflight(request(network))
+
+
+def test_preflight_names_missing_credentials(
+    network: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(PreflightError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+        aws_cloud.preflight(request(network))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"subnet_id": "subnet-0000dead"}, "subnet_id subnet-0000dead not found"),
+        ({"security_group_ids": ["sg-0000dead"]}, "security group sg-0000dead not found"),
+        ({"ami_id": "ami-0000dead"}, "ami_id ami-0000dead not found"),
+    ],
+)
+def test_preflight_names_the_wrong_id(network: dict[str, Any], change: dict[str, Any], message: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(PreflightError, match=message):
+        aws_cloud.preflight(request(network, **change))
+    assert time.monotonic() - started < 30
+
+
+def test_preflight_refuses_a_security_group_of_another_vpc(network: dict[str, Any]) -> None:
+    with pytest.raises(PreflightError, match="not in the VPC"):
+        aws_cloud.preflight(request(network, security_group_ids=[network["stray_group"]]))
+
+
+def test_readback_confirms_running_instances_and_catches_terminated(network: dict[str, Any]) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    made = ec2.run_instances(ImageId=network["ami"], MinCount=1, MaxCount=1, SubnetId=network["subnet"])
+    instance = made["Instances"][0]
+    outputs = {
+        "instances": [
+            {
+                "instance_id": instance["InstanceId"],
+                "private_ip": instance["PrivateIpAddress"],
+                "public_ip": instance.get("PublicIpAddress"),
+            }
+        ]
+    }
+    assert aws_cloud.readback(request(network), outputs) == outputs
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    with pytest.raises(PreflightError, match="terminated"):
+        aws_cloud.readback(request(network), outputs)
+    missing = {"instances": [{"instance_id": "i-0123456789abcdef0", "private_ip": "10.1.1.9"}]}
+    with pytest.raises(PreflightError, match="does not exist"):
+        aws_cloud.readback(request(network), missing)
+
+
+def test_s3_backend_keeps_state_per_client_and_locks(
+    aws: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Terraform 1.0.3 on the s3 backend (moto): state under {client}/terraform.tfstate,
+    and a second apply while the first holds the DynamoDB lock fails as StateLockedError."""
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = f"state-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="locks",
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3_settings = Settings(
+        data_dir=settings.data_dir,
+        state_backend="local",
+        cloud_state_backend="s3",
+        state_bucket_name=bucket,
+        state_lock_table="locks",
+        state_region=REGION,
+        state_s3_endpoint=aws,
+        lock_timeout="0s",
+    )
+    from flows.terraform.backends import cloud_backend
+
+    cid = str(uuid.uuid4())
+    job = Job.create(
+        s3_settings, cid, "local", {"cloud_provider": "local", "instance_name_prefix": "s3", "count": 1}
+    )
+    job.backend = cloud_backend(s3_settings, cid)  # the local module, on the cloud targets' backend
+    job.prepare()
+    tf = job.terraform()
+    tf.init()
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "8")
+    holder = threading.Thread(target=tf.apply)
+    holder.start()
+    time.sleep(4)
+    try:
+        with pytest.raises(StateLockedError):
+            job.terraform().apply()
+    finally:
+        holder.join(timeout=120)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [f"{cid}/terraform.tfstate"]
+    monkeypatch.delenv("LOCALCLOUD_CREATE_DELAY_SECONDS")
+    tf.destroy()
+
+
+def test_gateway_aws_request_without_credentials_fails_fast(gateway: Any, worker: Any) -> None:
+    """The session worker has no AWS credentials: the run fails in pre-flight, naming them."""
+    body = {
+        "cloud_provider": "aws",
+        "instance_name_prefix": "web",
+        "count": 1,
+        "provider_config": {
+            "region": REGION,
+            "instance_type": "t2.micro",
+            "subnet_id": "subnet-12345",
+            "security_group_ids": ["sg-12345"],
+            "ami_id": "ami-12345",
+        },
+    }
+    request_id = gateway.post("/provision", json=body).json()["request_id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = gateway.get(f"/status/{request_id}").json()
+        if status["status"] != "in_progress":
+            break
+        time.sleep(0.5)
+    assert status["status"] == "failed", status
+    assert "AWS_ACCESS_KEY_ID" in status["message"] and "AWS_SECRET_ACCESS_KEY" in status["message"]
+    run = gateway.get(f"/api/runs/{request_id}").json()
+    assert not any(t["name"].startswith("terraform-") for t in run["tasks"]), "Terraform must not have run"
