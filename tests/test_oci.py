@@ -1,0 +1,196 @@
+"""OCI pre-flight and read-back with the real `oci` SDK. No OCI emulator exists, so the
+test runs a small HTTP server on loopback that answers the few REST calls used, and
+verifies each request's signature against the key the test generated."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from flows.clouds import oci as oci_cloud
+from flows.settings import get_settings
+from flows.targets import PreflightError
+from flows.targets.oci import OciRequest
+
+USER = "ocid1.user.oc1..alice"
+TENANCY = "ocid1.tenancy.oc1..acme"
+COMPARTMENT = "ocid1.compartment.oc1..prod"
+SUBNET = "ocid1.subnet.oc1..web"
+INSTANCE = "ocid1.instance.oc1..bm1"
+
+OBJECTS: dict[str, dict[str, Any]] = {
+    f"/20160918/users/{USER}": {"id": USER, "name": "alice", "lifecycleState": "ACTIVE"},
+    f"/20160918/compartments/{COMPARTMENT}": {"id": COMPARTMENT, "name": "prod", "lifecycleState": "ACTIVE"},
+    f"/20160918/subnets/{SUBNET}": {"id": SUBNET, "cidrBlock": "10.0.1.0/24", "lifecycleState": "AVAILABLE"},
+    f"/20160918/instances/{INSTANCE}": {
+        "id": INSTANCE,
+        "shape": "BM.Standard3.64",
+        "lifecycleState": "RUNNING",
+    },
+    "/20160918/vnics/ocid1.vnic.oc1..v1": {
+        "id": "ocid1.vnic.oc1..v1",
+        "isPrimary": True,
+        "privateIp": "10.0.1.7",
+        "publicIp": "192.0.2.7",
+    },
+}
+
+
+class Stub(BaseHTTPRequestHandler):
+    public_key: Any = None
+    seen: list[str] = []  # noqa: RUF012 - shared on purpose
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _verified(self) -> bool:
+        auth = self.headers.get("authorization", "")
+        fields = dict(part.split("=", 1) for part in auth.removeprefix("Signature ").split(","))
+        fields = {k: v.strip('"') for k, v in fields.items()}
+        if fields.get("keyId", "").split("/")[:2] != [TENANCY, USER]:
+            return False
+        lines = []
+        for name in fields["headers"].split():
+            value = f"get {self.path}" if name == "(request-target)" else self.headers.get(name, "")
+            lines.append(f"{name}: {value}")
+        try:
+            self.public_key.verify(
+                base64.b64decode(fields["signature"]),
+                "\n".join(lines).encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except Exception:
+            return False
+        return True
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        path, _, query = self.path.partition("?")
+        if not self._verified():
+            self._send(401, {"code": "NotAuthenticated", "message": "bad signature"})
+        elif path == "/20160918/vnicAttachments":
+            ok = f"instanceId={INSTANCE}" in query
+            self._send(
+                200,
+                [{"vnicId": "ocid1.vnic.oc1..v1", "instanceId": INSTANCE, "lifecycleState": "ATTACHED"}]
+                if ok
+                else [],
+            )
+        elif path in OBJECTS:
+            self._send(200, OBJECTS[path])
+        else:
+            self._send(404, {"code": "NotAuthorizedOrNotFound", "message": "not found"})
+
+    def _send(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("opc-request-id", "stub")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def oci_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "oci_api_key.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    pem.chmod(0o600)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    fingerprint = ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())
+    Stub.public_key = key.public_key()
+    Stub.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    for name, value in {
+        "OCI_TENANCY_OCID": TENANCY,
+        "OCI_USER_OCID": USER,
+        "OCI_FINGERPRINT": fingerprint,
+        "OCI_PRIVATE_KEY_PATH": str(pem),
+        "OCI_SERVICE_ENDPOINT": url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield url
+    server.shutdown()
+    get_settings.cache_clear()
+
+
+def request(**change: Any) -> OciRequest:
+    config = {
+        "region": "eu-frankfurt-1",
+        "shape": "BM.Standard3.64",
+        "compartment_id": COMPARTMENT,
+        "availability_domain": "Uocm:EU-FRANKFURT-1-AD-1",
+        "subnet_id": SUBNET,
+        "image_id": "ocid1.image.oc1..img",
+        **change,
+    }
+    return OciRequest.model_validate(
+        {"cloud_provider": "oci", "provider_config": config, "instance_name_prefix": "bm", "count": 1}
+    )
+
+
+def test_preflight_with_signed_requests(oci_stub: str) -> None:
+    oci_cloud.preflight(request())
+    assert any(p.startswith("/20160918/users/") for p in Stub.seen)
+
+
+def test_preflight_names_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(PreflightError) as info:
+        oci_cloud.preflight(request())
+    for name in ("OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY_PATH"):
+        assert name in str(info.value)
+
+
+def test_preflight_names_unknown_compartment_and_subnet(oci_stub: str) -> None:
+    with pytest.raises(PreflightError, match="compartment_id ocid1.compartment.oc1..nope not found"):
+        oci_cloud.preflight(request(compartment_id="ocid1.compartment.oc1..nope"))
+    with pytest.raises(PreflightError, match="subnet_id ocid1.subnet.oc1..nope not found"):
+        oci_cloud.preflight(request(subnet_id="ocid1.subnet.oc1..nope"))
+
+
+def test_a_wrong_key_is_rejected(oci_stub: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    wrong = tmp_path / "wrong.pem"
+    wrong.write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    monkeypatch.setenv("OCI_PRIVATE_KEY_PATH", str(wrong))
+    with pytest.raises(PreflightError, match="credentials rejected"):
+        oci_cloud.preflight(request())
+
+
+def test_readback(oci_stub: str) -> None:
+    outputs = {"instances": [{"instance_id": INSTANCE, "private_ip": "10.0.1.7", "public_ip": "192.0.2.7"}]}
+    assert oci_cloud.readback(request(), outputs) == outputs
+    with pytest.raises(PreflightError, match="does not exist"):
+        oci_cloud.readback(request(), {"instances": [{"instance_id": "ocid1.instance.oc1..gone"}]})
