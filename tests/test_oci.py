@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -168,9 +169,11 @@ def test_preflight_names_missing_credentials(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_preflight_names_unknown_compartment_and_subnet(oci_stub: str) -> None:
-    with pytest.raises(PreflightError, match="compartment_id ocid1.compartment.oc1..nope not found"):
+    with pytest.raises(
+        PreflightError, match=re.escape("compartment_id ocid1.compartment.oc1..nope not found")
+    ):
         oci_cloud.preflight(request(compartment_id="ocid1.compartment.oc1..nope"))
-    with pytest.raises(PreflightError, match="subnet_id ocid1.subnet.oc1..nope not found"):
+    with pytest.raises(PreflightError, match=re.escape("subnet_id ocid1.subnet.oc1..nope not found")):
         oci_cloud.preflight(request(subnet_id="ocid1.subnet.oc1..nope"))
 
 
