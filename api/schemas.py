@@ -147,6 +147,17 @@ class Accepted(BaseModel):
     status: str
     message: str
 
+    @classmethod
+    def of(cls, run: Run, created: bool) -> Accepted:
+        message = f"{run.operation} accepted" if created else f"a {run.operation} is already under way"
+        return cls(
+            request_id=run.id,
+            client_uuid=run.client_id,
+            operation=run.operation,
+            status=run.status,
+            message=message,
+        )
+
 
 class HospitalAccepted(BaseModel):
     client_uuid: str

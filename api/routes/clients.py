@@ -35,9 +35,8 @@ def client_outputs(client_uuid: UUID, service: Service) -> OutputsView:
     """Terraform outputs; values Terraform marks sensitive are never returned, only named."""
     client, latest = service.get_client(str(client_uuid))
     hidden: list[str] = []
-    for run in [latest] if latest else []:
-        if run.result:
-            hidden = run.result.get("sensitive_outputs", [])
+    if latest is not None and latest.operation == "provision" and latest.result:
+        hidden = latest.result.get("sensitive_outputs", [])
     return OutputsView(
         client_uuid=client.id, status=client.status, outputs=client.outputs or {}, sensitive_outputs=hidden
     )
@@ -51,14 +50,7 @@ def delete_client(
 ) -> Accepted:
     """Destroy the client's stack through a flow run."""
     accepted = service.start_operation(str(client_uuid), "destroy", cascade=cascade)
-    run = accepted.run
-    return Accepted(
-        request_id=run.id,
-        client_uuid=run.client_id,
-        operation=run.operation,
-        status=run.status,
-        message="destroy accepted" if accepted.created else "a destroy is already under way",
-    )
+    return Accepted.of(accepted.run, accepted.created)
 
 
 @router.get("/runs/{run_id}", response_model=RunView)

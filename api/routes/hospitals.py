@@ -88,11 +88,4 @@ def create_tables(client_uuid: UUID, service: Service) -> Accepted:
     if client.status != "ready":
         raise Conflict(f"hospital {client_uuid} is {client.status}; create-tables needs it ready")
     accepted = service.start_operation(str(client_uuid), "create-tables")
-    run = accepted.run
-    return Accepted(
-        request_id=run.id,
-        client_uuid=run.client_id,
-        operation=run.operation,
-        status=run.status,
-        message="create-tables accepted" if accepted.created else "create-tables is already under way",
-    )
+    return Accepted.of(accepted.run, accepted.created)
