@@ -22,16 +22,25 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
-@task(name="apply-schema", **_OPTIONS)
-def apply_client_schema(job: Job) -> list[str]:
-    """The secret is read and used inside this task only: never returned, logged or passed on."""
+@task(name="read-secret-reference", **_OPTIONS)
+def secret_reference(job: Job) -> str:
+    """Where the connection string lives, from the client's outputs (not the value itself)."""
     if job.target.read_secret is None:
         raise ValueError(f"target {job.target.name} has no database secret")
-    outputs = job.terraform().output()
-    reference = outputs.get("connection_secret")
-    if reference is None:
+    reference = job.terraform().output().get("connection_secret")
+    if reference is None or not reference.value:
         raise ValueError(f"client {job.client_id} has no connection_secret output: is it provisioned?")
-    url = job.target.read_secret(str(reference.value), job.settings)
+    return str(reference.value)
+
+
+@task(name="apply-schema", **_OPTIONS)
+def apply_client_schema(job: Job, reference: str) -> list[str]:
+    """The secret's value is read and used inside this task only: never a task parameter
+    or result, never logged."""
+    read_secret = job.target.read_secret
+    if read_secret is None:
+        raise ValueError(f"target {job.target.name} has no database secret")
+    url = read_secret(reference, job.settings)
     job.redactor.add([url])
     applied = apply_schema(url)
     get_run_logger().info("schema versions applied now: %s", ", ".join(applied) or "none (up to date)")
@@ -50,7 +59,8 @@ def create_tables(client_id: str, target: str, inputs: dict[str, Any]) -> dict[s
     with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
         prepare_vars.with_options(**retry)(job)
         terraform_init.with_options(**retry)(job)
-        applied = apply_client_schema.with_options(**retry)(job)
+        reference = secret_reference.with_options(**retry)(job)
+        applied = apply_client_schema.with_options(**retry)(job, reference)
     result = RunResult(
         operation="create-tables",
         client_id=client_id,

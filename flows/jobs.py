@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,7 @@ from flows.settings import Settings
 from flows.targets import Target, get_target
 from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
-from flows.terraform.redact import Redactor
+from flows.terraform.redact import Redactor, sensitive_values
 from flows.terraform.runner import LogFn, Terraform
 from flows.terraform.workspace import Workspace
 
@@ -45,12 +46,24 @@ class Job:
             self.target.module, self.inputs.to_tfvars(self.client_id, self.settings), self.backend
         )
 
+    def secret_variables(self) -> dict[str, str]:
+        """The inputs' secret Terraform variables as ``TF_VAR_*``: in the environment of the
+        Terraform process only, never in a file; their values are redacted from its output."""
+        provide = getattr(self.inputs, "secret_variables", None)
+        values: dict[str, Any] = provide(self.client_id, self.settings) if provide else {}
+        self.redactor.add(sensitive_values(values))
+        return {f"TF_VAR_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
     def terraform(self, log: LogFn | None = None) -> Terraform:
         return Terraform(
             find_binary(self.settings.terraform_bin),
             self.workspace,
             self.workspace.environment(
-                {**self.backend.env, **(self.target.terraform_env() if self.target.terraform_env else {})}
+                {
+                    **self.backend.env,
+                    **(self.target.terraform_env() if self.target.terraform_env else {}),
+                    **self.secret_variables(),
+                }
             ),
             redactor=self.redactor,
             log=log,

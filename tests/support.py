@@ -108,3 +108,28 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
         except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
     stop_process(proc, timeout=5)
+
+
+def start_gateway(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """The gateway as `uvicorn api.main:app`, the Airflow document's manual deployment."""
+    return subprocess.Popen(
+        [os.sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def gateway_env(tmp_path: Path, api_url: str, key: str) -> dict[str, str]:
+    """A gateway and worker of their own: own data dir, registry and Prefect server."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "TENANTFORM_DATA_DIR": str(tmp_path / "data"),
+        "API_KEY": key,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
+        "DISPATCH_INTERVAL_SECONDS": "0.5",
+        "SYNC_INTERVAL_SECONDS": "0.5",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }

@@ -4,16 +4,15 @@ none run twice. The gateway is a real uvicorn process, Prefect a real server."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from tests.support import (
     free_port,
+    gateway_env,
     http_ok,
+    start_gateway,
     start_prefect_server,
     start_worker,
     stop_process,
@@ -33,22 +32,9 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
     prefect_port, port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     env = {
-        **os.environ,
-        "PREFECT_API_URL": api_url,
-        "TENANTFORM_DATA_DIR": str(tmp_path / "data"),
-        "API_KEY": KEY,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
-        "DISPATCH_INTERVAL_SECONDS": "0.5",
-        "SYNC_INTERVAL_SECONDS": "0.5",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        **gateway_env(tmp_path, api_url, KEY),
     }
-    gateway_proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=open(tmp_path / "gateway.log", "wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    gateway_proc = start_gateway(env, port, tmp_path / "gateway.log")
     server = worker = None
     try:
         gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=10)

@@ -8,15 +8,22 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from deployments.processes import descendants
-from tests.support import free_port, http_ok, start_prefect_server, start_worker, stop_process, wait_until
+from tests.support import (
+    free_port,
+    gateway_env,
+    http_ok,
+    start_gateway,
+    start_prefect_server,
+    start_worker,
+    stop_process,
+    wait_until,
+)
 
 KEY = "zombie-key-0123456789"
 
@@ -29,13 +36,7 @@ def test_run_of_a_killed_worker_ends_failed_with_reason(tmp_path: Path) -> None:
     prefect_port, port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     env = {
-        **os.environ,
-        "PREFECT_API_URL": api_url,
-        "TENANTFORM_DATA_DIR": str(tmp_path / "data"),
-        "API_KEY": KEY,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
-        "SYNC_INTERVAL_SECONDS": "0.5",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        **gateway_env(tmp_path, api_url, KEY),
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         "LOCALCLOUD_CREATE_DELAY_SECONDS": "300",
     }
@@ -49,13 +50,7 @@ def test_run_of_a_killed_worker_ends_failed_with_reason(tmp_path: Path) -> None:
             asyncio.run(apply_deployments())
             asyncio.run(ensure_zombie_automation(within_seconds=45))
         worker = start_worker(env, tmp_path / "worker.log")
-        gateway_proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=open(tmp_path / "gateway.log", "wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        gateway_proc = start_gateway(env, port, tmp_path / "gateway.log")
         gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=10)
         wait_until(lambda: gateway.get("/health").status_code == 200, 60, "the gateway")
         request_id = gateway.post(

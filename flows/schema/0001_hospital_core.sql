@@ -1,4 +1,6 @@
 -- The hospital application's first tables. Portable between MySQL 8 / MariaDB and SQLite.
+-- Times that are data (starts_at) are DATETIME: an old MySQL/MariaDB would turn a table's
+-- first TIMESTAMP column into ON UPDATE CURRENT_TIMESTAMP.
 CREATE TABLE patients (
     id INTEGER PRIMARY KEY AUTO_INCREMENT,
     medical_record_number VARCHAR(64) NOT NULL UNIQUE,
@@ -19,7 +21,7 @@ CREATE TABLE appointments (
     id INTEGER PRIMARY KEY AUTO_INCREMENT,
     patient_id INTEGER NOT NULL REFERENCES patients (id),
     staff_id INTEGER NOT NULL REFERENCES staff (id),
-    starts_at TIMESTAMP NOT NULL,
+    starts_at DATETIME NOT NULL,
     status VARCHAR(32) NOT NULL DEFAULT 'scheduled',
     created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
 );

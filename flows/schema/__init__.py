@@ -1,5 +1,10 @@
-"""The hospital database's schema as versioned SQL files, applied in order and recorded
-in ``schema_migrations`` so that applying twice changes nothing."""
+"""The hospital database's schema as versioned SQL files (``NNNN_name.sql``), applied in
+order and recorded in ``schema_migrations`` so that applying twice changes nothing.
+
+Each version runs in one transaction; on MySQL/MariaDB DDL commits on its own, so keep a
+version to statements that are safe to re-run by hand if one ever fails half-way.
+The connection URL holds a password: it never reaches a log or an exception message.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 SCHEMA_DIR = Path(__file__).parent
 _VERSION = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -26,7 +32,10 @@ def _statements(sql: str, dialect: str) -> list[str]:
 
 def apply_schema(connection_url: str) -> list[str]:
     """Apply the versions not yet recorded; returns those applied now (none on a rerun)."""
-    engine = create_engine(connection_url)
+    try:
+        engine = create_engine(connection_url, hide_parameters=True)
+    except (ArgumentError, NoSuchModuleError):  # their messages quote the URL, password and all
+        raise ValueError("the connection string is not a database URL SQLAlchemy can use") from None
     applied_now: list[str] = []
     try:
         with engine.begin() as conn:

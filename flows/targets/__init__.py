@@ -17,6 +17,11 @@ from flows.terraform.backends import BackendPolicy
 
 
 class TargetInputs(Protocol):
+    """What a target's input model provides. It may also define
+    ``secret_variables(client_id, settings) -> dict[str, Any]``: Terraform variables that are
+    secrets, passed as ``TF_VAR_*`` in the environment (and redacted), never written to
+    ``terraform.tfvars.json``."""
+
     def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]: ...
 
     def sensitive_values(self) -> list[str]: ...

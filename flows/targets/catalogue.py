@@ -12,6 +12,7 @@ from flows.targets.hospital import (
     HospitalInputs,
     HospitalOutputs,
     SubHospitalInputs,
+    gcp_preflight,
 )
 from flows.targets.instances import InstancesOutputs, LocalRequest
 from flows.targets.oci import OciRequest, oci_terraform_env
@@ -51,6 +52,7 @@ TARGETS: tuple[Target, ...] = (
         outputs=HospitalOutputs,
         backend=gcs_backend,
         description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
+        preflight=gcp_preflight,
         read_secret=read_gcp_secret,
     ),
     Target(
@@ -60,6 +62,7 @@ TARGETS: tuple[Target, ...] = (
         outputs=HospitalOutputs,
         backend=gcs_backend,
         description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
+        preflight=gcp_preflight,
         read_secret=read_gcp_secret,
     ),
     Target(

@@ -21,11 +21,15 @@ Region = Annotated[
 ]
 
 
-def database_name(hospital_name: str) -> str:
+def database_name(hospital_name: str, client_uuid: UUID | None = None) -> str:
     """The document names the database from the hospital: lowercase ASCII letters, digits
-    and '_', starting with a letter, at most 64 characters."""
+    and '_', starting with a letter, at most 64 characters. A name with nothing in ASCII
+    (e.g. written in Arabic) would sanitise to a bare ``db``, the same for every such
+    hospital: then the client's UUID tells the databases apart."""
     ascii_name = unicodedata.normalize("NFKD", hospital_name).encode("ascii", "ignore").decode()
     name = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    if not name and client_uuid is not None:
+        name = f"db_{client_uuid.hex[:12]}"
     if not name or not name[0].isalpha():
         name = f"db_{name}".rstrip("_")
     return name[:64].rstrip("_")
@@ -58,7 +62,7 @@ class HospitalInputs(HospitalRequest):
         return {
             "client_uuid": str(self.client_uuid),
             "client_name": self.client_name,
-            "database_name": database_name(self.client_name),
+            "database_name": database_name(self.client_name, self.client_uuid),
             "environment": self.environment,
             "region": self.region,
             "password_length": settings.password_length,
@@ -78,8 +82,26 @@ class GcpHospitalInputs(HospitalInputs):
 
 
 class SubHospitalInputs(HospitalInputs):
+    """A sub-hospital finds its parent's outputs in the parent's state, located by the
+    parent target's backend policy; the backend's secrets (a PostgreSQL URL) travel as a
+    ``TF_VAR_`` in Terraform's environment, never in ``terraform.tfvars.json``."""
+
     parent_uuid: UUID
     parent_target: str = Field(description="The parent's target, whose backend holds its state.")
+
+    @field_validator("parent_target")
+    @classmethod
+    def _is_a_hospital_target(cls, value: str) -> str:
+        from flows.targets import all_targets
+
+        hospitals = [
+            t.name
+            for t in all_targets().values()
+            if t.outputs is HospitalOutputs and not issubclass(t.inputs, SubHospitalInputs)
+        ]
+        if value not in hospitals:
+            raise ValueError(f"parent_target must be a hospital target ({', '.join(hospitals)})")
+        return value
 
     def parent_backend(self, settings: Settings) -> BackendConfig:
         from flows.targets import get_target
@@ -91,16 +113,24 @@ class SubHospitalInputs(HospitalInputs):
         return {
             **super().to_tfvars(client_id, settings),
             "parent_backend": parent.type,
-            "parent_backend_config": {**parent.config, **parent.secret_config},
+            "parent_backend_config": {k: _hcl_string(v) for k, v in parent.config.items()},
         }
 
-    def sensitive_values(self) -> list[str]:
-        return []
+    def secret_variables(self, client_id: str, settings: Settings) -> dict[str, Any]:
+        secrets = self.parent_backend(settings).secret_config
+        return {"parent_backend_secrets": dict(secrets)} if secrets else {}
 
 
 class GcpSubHospitalInputs(SubHospitalInputs):
     def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
         return {**super().to_tfvars(client_id, settings), "project_id": settings.gcp_project_id}
+
+
+def _hcl_string(value: Any) -> str:
+    """``map(string)`` values: booleans as Terraform spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class HospitalOutputs(BaseModel):
@@ -116,6 +146,21 @@ class HospitalOutputs(BaseModel):
     public_bucket: str
     network_name: str
     connection_secret: str
+
+
+def gcp_preflight(inputs: HospitalInputs) -> None:
+    """Before Terraform touches the gcs backend: a project and credentials, or a clear error."""
+    from flows.clouds.gcp import CredentialsUnavailable, gcp_credentials
+    from flows.settings import get_settings
+    from flows.targets import PreflightError
+
+    settings = get_settings()
+    if not settings.gcp_project_id:
+        raise PreflightError("GCP_PROJECT_ID is not set: the gcp hospital targets need a project")
+    try:
+        gcp_credentials(settings)
+    except CredentialsUnavailable as exc:
+        raise PreflightError(str(exc)) from None
 
 
 def hospital_targets(settings: Settings) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Shared lifecycle for resources kept as JSON objects in a ``Store``.
 
 Subclasses declare a schema and, where they touch something real (a database, a
-directory), override the ``on_*`` hooks. ``read`` reflects the stored object, so an
-object deleted or edited out of band shows as drift.
+directory), override the ``on_*`` hooks and ``exists``. ``read`` reflects the stored
+object and asks ``exists`` whether the real thing is still there, so an object (or its
+database, its directory) deleted or edited out of band shows as drift.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class StoredResource(iface.Resource):
     def on_delete(self, current: State) -> None:
         pass
 
+    def exists(self, stored: State) -> bool:
+        """Whether the real thing behind a stored object is still there (a file, a database)."""
+        return True
+
     # Lifecycle ---------------------------------------------------------------------------
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         try:
@@ -70,6 +75,14 @@ class StoredResource(iface.Resource):
     def read(self, ctx: ReadContext, current: State) -> State | None:
         stored = self.store.get(current["id"])
         if stored is None:
+            return None
+        try:
+            present = self.exists(stored)
+        except Exception as exc:  # cannot tell: an error, never a planned re-create
+            ctx.diagnostics.add_error(f"{self.type_name}: cannot read {current['id']}: {exc}", str(exc))
+            return current
+        if not present:  # Terraform forgets it and plans a create: so does the store
+            self.store.delete(current["id"])
             return None
         return {k: stored.get(k, v) for k, v in current.items()}
 

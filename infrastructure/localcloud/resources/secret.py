@@ -3,6 +3,8 @@ values are read through the provider (Terraform) or ``read_secret`` (the app).""
 
 from __future__ import annotations
 
+import re
+
 from tf.schema import Attribute, Schema
 from tf.types import Map, String
 
@@ -10,6 +12,7 @@ from infrastructure.localcloud.resources.base import State, StoredResource
 from infrastructure.localcloud.store import Store
 
 REFERENCE_PREFIX = "localcloud/secrets/"
+_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # Secret Manager's rule
 
 
 class Secret(StoredResource):
@@ -29,6 +32,12 @@ class Secret(StoredResource):
             Attribute("labels", Map(String()), optional=True, description="Free-form labels."),
         ],
     )
+
+    def validate(self, diags, type_name, config):  # type: ignore[no-untyped-def]
+        super().validate(diags, type_name, config)
+        secret_id = config.get("secret_id")
+        if isinstance(secret_id, str) and not _SECRET_ID.match(secret_id):
+            diags.add_error(f"invalid secret_id {secret_id!r}", "1-255 of A-Z, a-z, 0-9, '-' and '_'")
 
     def on_create(self, state: State) -> State:
         return {"reference": REFERENCE_PREFIX + state["id"]}

@@ -27,7 +27,6 @@ resource "google_compute_global_address" "private_service" {
   address_type  = "INTERNAL"
   prefix_length = 16
   network       = google_compute_network.vpc.id
-  labels        = local.labels
 }
 
 resource "google_service_networking_connection" "peering" {

@@ -10,6 +10,10 @@ variable "client_uuid" {
 variable "client_name" {
   type        = string
   description = "Hospital name, as registered."
+  validation {
+    condition     = length(trimspace(var.client_name)) >= 1 && length(var.client_name) <= 255
+    error_message = "The client_name must hold 1 to 255 characters."
+  }
 }
 
 variable "database_name" {
@@ -23,12 +27,20 @@ variable "database_name" {
 
 variable "environment" {
   type        = string
-  description = "Deployment environment (dev, staging, prod)."
+  description = "Deployment environment: dev, test, staging or prod."
+  validation {
+    condition     = contains(["dev", "test", "staging", "prod"], var.environment)
+    error_message = "The environment must be dev, test, staging or prod."
+  }
 }
 
 variable "region" {
   type        = string
   description = "GCP region of every regional resource."
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "The region must look like me-central2."
+  }
 }
 
 variable "password_length" {

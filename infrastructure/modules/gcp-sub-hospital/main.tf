@@ -2,7 +2,7 @@
 # the parent's outputs and creates its own database, user and secret only.
 data "terraform_remote_state" "parent" {
   backend = var.parent_backend
-  config  = var.parent_backend_config
+  config  = merge(var.parent_backend_config, var.parent_backend_secrets)
 }
 
 locals {

@@ -10,6 +10,10 @@ variable "client_uuid" {
 variable "client_name" {
   type        = string
   description = "Sub-hospital name, as registered."
+  validation {
+    condition     = length(trimspace(var.client_name)) >= 1 && length(var.client_name) <= 255
+    error_message = "The client_name must hold 1 to 255 characters."
+  }
 }
 
 variable "database_name" {
@@ -23,12 +27,20 @@ variable "database_name" {
 
 variable "environment" {
   type        = string
-  description = "Deployment environment (dev, staging, prod)."
+  description = "Deployment environment: dev, test, staging or prod."
+  validation {
+    condition     = contains(["dev", "test", "staging", "prod"], var.environment)
+    error_message = "The environment must be dev, test, staging or prod."
+  }
 }
 
 variable "region" {
   type        = string
   description = "Region label of the parent hospital."
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "The region must look like me-central2."
+  }
 }
 
 variable "password_length" {
@@ -43,13 +55,23 @@ variable "password_length" {
 
 variable "parent_backend" {
   type        = string
-  description = "Backend type of the parent hospital's state (gcs)."
+  description = "Backend type of the parent hospital's state (gcs), from its target's backend policy."
+  validation {
+    condition     = contains(["gcs"], var.parent_backend)
+    error_message = "The parent_backend must be one of: gcs."
+  }
 }
 
 variable "parent_backend_config" {
   type        = map(string)
-  description = "Backend settings that locate the parent hospital's state."
+  description = "Backend settings that locate the parent hospital's state (no secrets)."
+}
+
+variable "parent_backend_secrets" {
+  type        = map(string)
+  description = "Backend settings of the parent's state that are secrets; set as TF_VAR_parent_backend_secrets, never in a tfvars file."
   sensitive   = true
+  default     = {}
 }
 
 variable "project_id" {

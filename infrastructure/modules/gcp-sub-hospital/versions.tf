@@ -3,7 +3,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 4.84, < 7.0"
+      version = ">= 5.0, < 7.0"
     }
     random = {
       source  = "hashicorp/random"

@@ -26,8 +26,10 @@ resource "localcloud_sql_database" "main" {
   name        = var.database_name
 }
 
+# Base64 alphabet, like gcp-hospital's random_password (override_special = "+/").
 resource "localcloud_password" "db" {
-  length = var.password_length
+  length  = var.password_length
+  special = true
 }
 
 resource "localcloud_sql_user" "app" {

@@ -2,7 +2,7 @@
 # creates only what is its own, a database and user on the parent's SQL instance and a secret.
 data "terraform_remote_state" "parent" {
   backend = var.parent_backend
-  config  = var.parent_backend_config
+  config  = merge(var.parent_backend_config, var.parent_backend_secrets)
 }
 
 locals {
@@ -22,8 +22,10 @@ resource "localcloud_sql_database" "main" {
   name        = var.database_name
 }
 
+# Base64 alphabet, like gcp-hospital's random_password (override_special = "+/").
 resource "localcloud_password" "db" {
-  length = var.password_length
+  length  = var.password_length
+  special = true
 }
 
 resource "localcloud_sql_user" "app" {
