@@ -139,6 +139,10 @@ class RunView(RunSummary):
     tasks: list[TaskView] | None = None
     logs: list[str] | None = None
 
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        return cls(**RunSummary.of(run).model_dump(), client_uuid=run.client_id, result=run.result)
+
 
 class Accepted(BaseModel):
     request_id: str

@@ -6,23 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
-from prefect.cache_policies import NO_CACHE
 
 from flows.jobs import Job
 from flows.locks import client_lock
 from flows.provision import RunResult, publish
 from flows.schema import apply_schema
 from flows.settings import get_settings
-from flows.tasks import prepare_vars, retry_only_when_useful, terraform_init
-
-_OPTIONS: dict[str, Any] = {
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-    "retry_condition_fn": retry_only_when_useful,
-}
+from flows.tasks import TASK_OPTIONS, prepare_vars, retrying, terraform_init
 
 
-@task(name="read-secret-reference", **_OPTIONS)
+@task(name="read-secret-reference", **TASK_OPTIONS)
 def secret_reference(job: Job) -> str:
     """Where the connection string lives, from the client's outputs (not the value itself)."""
     if job.target.read_secret is None:
@@ -33,7 +26,7 @@ def secret_reference(job: Job) -> str:
     return str(reference.value)
 
 
-@task(name="apply-schema", **_OPTIONS)
+@task(name="apply-schema", **TASK_OPTIONS)
 def apply_client_schema(job: Job, reference: str) -> list[str]:
     """The secret's value is read and used inside this task only: never a task parameter
     or result, never logged."""
@@ -52,10 +45,7 @@ def create_tables(client_id: str, target: str, inputs: dict[str, Any]) -> dict[s
     """Apply the hospital schema to the client's database."""
     settings = get_settings()
     job = Job.create(settings, client_id, target, inputs)
-    retry: dict[str, Any] = {
-        "retries": settings.task_retries,
-        "retry_delay_seconds": settings.task_retry_delay_seconds,
-    }
+    retry = retrying(settings)
     with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
         prepare_vars.with_options(**retry)(job)
         terraform_init.with_options(**retry)(job)

@@ -20,6 +20,7 @@ from flows.tasks import (
     preflight,
     prepare_vars,
     read_outputs,
+    retrying,
     terraform_apply,
     terraform_destroy,
     terraform_init,
@@ -73,10 +74,7 @@ def _run(operation: Operation, client_id: str, target: str, inputs: dict[str, An
     job = Job.create(settings, client_id, target, inputs)
     logger = get_run_logger()
     with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
-        retry: dict[str, Any] = {
-            "retries": settings.task_retries,
-            "retry_delay_seconds": settings.task_retry_delay_seconds,
-        }
+        retry = retrying(settings)
         prepare_vars.with_options(**retry)(job)
         if operation != "destroy":
             preflight.with_options(**retry)(job)

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
 from flows.jobs import Job
+from flows.settings import Settings
 from flows.targets import PreflightError
 from flows.terraform.errors import TerraformError
 from flows.terraform.events import CommandResult
@@ -29,14 +30,19 @@ def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State
     return False
 
 
-_OPTIONS: dict[str, Any] = {
+TASK_OPTIONS: dict[str, Any] = {
     "cache_policy": NO_CACHE,
     "persist_result": False,
     "retry_condition_fn": retry_only_when_useful,
 }
 
 
-@task(name="prepare-vars", **_OPTIONS)
+def retrying(settings: Settings) -> dict[str, Any]:
+    """``with_options`` for a flow's tasks: the retry settings are read per run, not at import."""
+    return {"retries": settings.task_retries, "retry_delay_seconds": settings.task_retry_delay_seconds}
+
+
+@task(name="prepare-vars", **TASK_OPTIONS)
 def prepare_vars(job: Job) -> None:
     job.prepare()
     binary = job.terraform().binary
@@ -45,33 +51,33 @@ def prepare_vars(job: Job) -> None:
     )
 
 
-@task(name="preflight", **_OPTIONS)
+@task(name="preflight", **TASK_OPTIONS)
 def preflight(job: Job) -> None:
     if job.target.preflight is not None:
         job.target.preflight(job.inputs)
 
 
-@task(name="terraform-init", **_OPTIONS)
+@task(name="terraform-init", **TASK_OPTIONS)
 def terraform_init(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).init()
 
 
-@task(name="terraform-apply", **_OPTIONS)
+@task(name="terraform-apply", **TASK_OPTIONS)
 def terraform_apply(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).apply()
 
 
-@task(name="terraform-plan", **_OPTIONS)
+@task(name="terraform-plan", **TASK_OPTIONS)
 def terraform_plan(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).plan()
 
 
-@task(name="terraform-destroy", **_OPTIONS)
+@task(name="terraform-destroy", **TASK_OPTIONS)
 def terraform_destroy(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).destroy()
 
 
-@task(name="read-outputs", **_OPTIONS)
+@task(name="read-outputs", **TASK_OPTIONS)
 def read_outputs(job: Job) -> tuple[dict[str, Any], list[str]]:
     """Non-sensitive outputs, validated by the target's model, and the names of the rest."""
     outputs = job.terraform().output()

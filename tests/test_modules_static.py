@@ -19,6 +19,7 @@ from flows.terraform.binary import find_binary
 from flows.terraform.workspace import MODULES
 
 MODULE_DIRS = sorted(p for p in MODULES.iterdir() if p.is_dir())
+SHARED = MODULES.parent / "shared"  # files the modules link to
 HOSPITAL = {
     "client_name": "City General Hospital",
     "client_uuid": str(uuid.uuid4()),
@@ -74,7 +75,7 @@ def source(module: Path) -> str:
     return "\n".join(p.read_text() for p in module.glob("*.tf"))
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", [*MODULE_DIRS, SHARED], ids=lambda p: p.name)
 def test_fmt_clean(module: Path) -> None:
     result = subprocess.run(
         [str(find_binary(None).path), "fmt", "-check", "-diff", str(module)], capture_output=True, text=True
@@ -125,3 +126,12 @@ def test_gcp_hospital_keeps_sql_private_and_labels_everything() -> None:
     for label in ("client_uuid", "environment", "managed-by"):
         assert label in text
     assert "deletion_protection = var.deletion_protection" in text
+
+
+def test_shared_files_are_links_that_resolve() -> None:
+    """A module links a shared file; the engine's workspace copy must get its content."""
+    links = [p for module in MODULE_DIRS for p in module.glob("*.tf") if p.is_symlink()]
+    assert links, "the hospital modules link infrastructure/shared/hospital_variables.tf"
+    for link in links:
+        assert link.resolve().parent == SHARED, link
+        assert link.resolve().is_file(), link

@@ -31,9 +31,7 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
 
     prefect_port, port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
-    env = {
-        **gateway_env(tmp_path, api_url, KEY),
-    }
+    env = gateway_env(tmp_path, api_url, KEY)
     gateway_proc = start_gateway(env, port, tmp_path / "gateway.log")
     server = worker = None
     try:

@@ -61,17 +61,7 @@ async def get_run(
     logs: Annotated[bool, Query(description="Include the run's log lines.")] = False,
 ) -> RunView:
     run = service.get_run(str(run_id))
-    view = RunView(
-        request_id=run.id,
-        client_uuid=run.client_id,
-        operation=run.operation,
-        status=run.status,
-        message=run.message,
-        flow_run_id=run.flow_run_id,
-        created_at=run.created_at,
-        finished_at=run.finished_at,
-        result=run.result,
-    )
+    view = RunView.of(run)
     if run.flow_run_id:
         view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]
         if logs:

@@ -1,0 +1,1 @@
+../../shared/hospital_variables.tf
