@@ -143,10 +143,10 @@ def test_s3_backend_keeps_state_per_client_and_locks(
     )
     job.backend = cloud_backend(s3_settings, cid)  # the local module, on the cloud targets' backend
     job.prepare()
-    tf = job.terraform()
-    tf.init()
-    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "8")
-    holder = threading.Thread(target=tf.apply)
+    job.terraform().init()
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "8")  # read when a Terraform is made
+    held: list[Any] = []
+    holder = threading.Thread(target=lambda: held.append(job.terraform().apply()))
     holder.start()
     time.sleep(4)
     try:
@@ -154,10 +154,11 @@ def test_s3_backend_keeps_state_per_client_and_locks(
             job.terraform().apply()
     finally:
         holder.join(timeout=120)
+    assert held and held[0].change_summary and held[0].change_summary.add == 1, "the holder applies"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == [f"{cid}/terraform.tfstate"]
     monkeypatch.delenv("LOCALCLOUD_CREATE_DELAY_SECONDS")
-    tf.destroy()
+    job.terraform().destroy()
 
 
 def test_gateway_aws_request_without_credentials_fails_fast(gateway: Any, worker: Any) -> None:
