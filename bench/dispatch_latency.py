@@ -1,6 +1,6 @@
 """Dispatch latency: accept -> flow run RUNNING -> `terraform init` started, p50/p95 over
-N sequential requests, with Prefect's default worker polling next to the stack's tuned
-settings. Each mode runs in its own process (its own stack) and reports JSON."""
+N sequential requests, with Prefect's defaults (worker polling, process launch) next to
+the stack's tuned settings. Each mode runs in its own process (its own stack) and reports JSON."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ import httpx
 
 from bench.common import pct, stack, table
 
+LABELS = {
+    "default": "Prefect defaults (10 s poll, workspace supervisor)",
+    "tuned": "tenantform up (1 s poll, engine command)",
+}
 REQUEST = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "lat", "count": 1}
 
 
@@ -32,10 +36,26 @@ async def _flow_run_start(flow_run_id: str) -> float:
     return run.start_time.timestamp()
 
 
+async def _drop_engine_command() -> None:
+    """Prefect's default launch: no engine command on the deployments, so the process
+    worker starts its workspace supervisor, which starts the engine."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    from flows.workflows import workflows
+
+    async with get_client() as client:
+        for entry in workflows().values():
+            deployment = await client.read_deployment_by_name(entry.deployment_name)
+            await client.update_deployment(deployment.id, DeploymentUpdate(job_variables={}))
+
+
 def measure(mode: str, n: int) -> dict[str, Any]:
     to_running: list[float] = []
     to_init: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp), tuned=mode == "tuned") as running:
+        if mode == "default":
+            asyncio.run(_drop_engine_command())
         cfg = running.config
         gateway = httpx.Client(base_url=cfg.gateway_url, headers={"X-API-Key": cfg.api_key or ""}, timeout=30)
         for _ in range(n):
@@ -72,7 +92,7 @@ def main() -> None:
         results[mode] = json.loads(line.removeprefix("RESULT "))
     rows = [
         (
-            f"{mode} ({'Prefect defaults' if mode == 'default' else 'tenantform up'})",
+            LABELS[mode],
             f"{pct(r['to_running'], 50):.2f}",
             f"{pct(r['to_running'], 95):.2f}",
             f"{pct(r['to_init'], 50):.2f}",

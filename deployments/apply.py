@@ -54,6 +54,7 @@ async def apply_deployments() -> dict[str, str]:
             description=entry.description,
             tags=list(entry.tags),
             work_pool_name=entry.work_pool,
+            job_variables=entry.job_variables,
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
         deployment_id = await deployment.apply()  # type: ignore[misc]  # sync_compatible

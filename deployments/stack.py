@@ -86,6 +86,8 @@ class Stack:
         cfg = self.config
         env = {**os.environ, **{k: v for k, v in TUNED_PREFECT_ENV.items() if k not in os.environ}}
         env.update(
+            # Workers start `python -m prefect.engine` (prefect.yaml): this environment's.
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             TENANTFORM_DATA_DIR=str(cfg.data_dir),
             PREFECT_API_URL=self.prefect_api_url,
             PREFECT_HOME=str(cfg.data_dir / "prefect"),

@@ -3,9 +3,10 @@ declared. The gateway names deployments through it; ``deployments/`` applies it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,6 +21,7 @@ class Workflow:
     description: str
     work_pool: str
     tags: tuple[str, ...]
+    job_variables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def flow_name(self) -> str:
@@ -42,6 +44,7 @@ def workflows() -> dict[str, Workflow]:
             description=d.get("description", ""),
             work_pool=d["work_pool"]["name"],
             tags=tuple(d.get("tags", [])),
+            job_variables=dict(d["work_pool"].get("job_variables", {})),
         )
         for d in raw["deployments"]
     }
