@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,8 +27,9 @@ BODY = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix"
 
 async def hammer(
     client: httpx.AsyncClient, method: str, paths: list[str], concurrency: int
-) -> tuple[list[float], float]:
+) -> tuple[list[float], float, list[Any]]:
     latencies: list[float] = []
+    bodies: list[Any] = []
     queue = list(paths)
 
     async def worker() -> None:
@@ -37,22 +39,26 @@ async def hammer(
             response = await (client.post(path, json=BODY) if method == "POST" else client.get(path))
             assert response.status_code < 300, response.text
             latencies.append(time.perf_counter() - started)
+            bodies.append(response.json())
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started
+    return latencies, time.perf_counter() - started, bodies
 
 
 async def run(base: str, n: int, concurrency: int) -> list[tuple[str, ...]]:
     rows = []
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": KEY}, timeout=60) as client:
-        lat, wall = await hammer(client, "GET", ["/"] * n, concurrency)
+        lat, wall, _ = await hammer(client, "GET", ["/"] * n, concurrency)
         rows.append(("GET / (baseline)", lat, wall))
-        lat, wall = await hammer(client, "POST", ["/provision"] * n, concurrency)
+        lat, wall, accepted = await hammer(client, "POST", ["/provision"] * n, concurrency)
         rows.append(("POST /provision", lat, wall))
+        paths = [f"/status/{a['request_id']}" for a in accepted]
+        lat, wall, _ = await hammer(client, "GET", paths, concurrency)
+        rows.append(("GET /status/{request_id}", lat, wall))
         listing = (await client.get("/api/clients", params={"limit": 1000})).json()["clients"]
         ids = [c["client_uuid"] for c in listing]
-        lat, wall = await hammer(client, "GET", [f"/api/clients/{i}/status" for i in ids], concurrency)
+        lat, wall, _ = await hammer(client, "GET", [f"/api/clients/{i}/status" for i in ids], concurrency)
         rows.append(("GET /api/clients/{id}/status", lat, wall))
     return [
         (
