@@ -8,12 +8,19 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 
 class PortTaken(RuntimeError):
     pass
+
+
+def with_project_python(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this interpreter's bin directory first on PATH: workers start flow runs
+    with ``python -m prefect.engine`` (prefect.yaml), which must be the project's python."""
+    return {**env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
 
 
 def ensure_free(host: str, port: int, what: str) -> None:

@@ -19,7 +19,7 @@ from types import FrameType
 
 import httpx
 
-from deployments.processes import Child, PortTaken, ensure_free
+from deployments.processes import Child, PortTaken, ensure_free, with_project_python
 
 WORK_POOL = "tenantform"
 TUNED_PREFECT_ENV = {
@@ -86,8 +86,6 @@ class Stack:
         cfg = self.config
         env = {**os.environ, **{k: v for k, v in TUNED_PREFECT_ENV.items() if k not in os.environ}}
         env.update(
-            # Workers start `python -m prefect.engine` (prefect.yaml): this environment's.
-            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
             TENANTFORM_DATA_DIR=str(cfg.data_dir),
             PREFECT_API_URL=self.prefect_api_url,
             PREFECT_HOME=str(cfg.data_dir / "prefect"),
@@ -97,7 +95,7 @@ class Stack:
                 f"sqlite+aiosqlite:///{cfg.data_dir / 'prefect' / 'prefect.db'}",
             ),
         )
-        return env
+        return with_project_python(env)
 
     @property
     def prefect_api_url(self) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from deployments.processes import with_project_python
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -79,10 +81,8 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def start_worker(env: dict[str, str], log_path: Path, pool: str = "tenantform") -> subprocess.Popen[bytes]:
-    """A process worker whose `python` (the deployments' engine command) is this one's."""
     log = open(log_path, "ab")
-    bin_dir = str(Path(os.sys.executable).parent)
-    env = {**env, "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")])}
+    env = with_project_python(env)
     return subprocess.Popen(
         [
             str(Path(os.sys.executable).parent / "prefect"),
