@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
+from flows.clouds.instances import InstanceOutput
 from flows.registry.models import Client, Run, RunStatus
 from flows.targets import by_cloud_provider
-from flows.targets.instances import InstanceOutput
 
 
 def _provision_request() -> Any:

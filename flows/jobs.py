@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from flows.clouds.base import StackContext
 from flows.settings import Settings
 from flows.targets import Target, get_target
 from flows.terraform.backends import BackendConfig
@@ -24,9 +25,13 @@ class Job:
     workspace: Workspace
     backend: BackendConfig
     redactor: Redactor = field(default_factory=Redactor)
+    run_id: str = ""
+    """The run acting on the client (tagged on the instances of the cloud targets)."""
 
     @classmethod
-    def create(cls, settings: Settings, client_id: str, target: str, inputs: dict[str, Any]) -> Job:
+    def create(
+        cls, settings: Settings, client_id: str, target: str, inputs: dict[str, Any], *, run_id: str = ""
+    ) -> Job:
         entry = get_target(target)
         parsed = entry.parse_inputs(inputs)
         backend = entry.backend(settings, client_id)
@@ -39,18 +44,21 @@ class Job:
             workspace=Workspace(settings.root, client_id),
             backend=backend,
             redactor=redactor,
+            run_id=run_id,
         )
 
+    @property
+    def context(self) -> StackContext:
+        return StackContext(client_id=self.client_id, run_id=self.run_id, settings=self.settings)
+
     def prepare(self) -> None:
-        self.workspace.prepare(
-            self.target.module, self.inputs.to_tfvars(self.client_id, self.settings), self.backend
-        )
+        self.workspace.prepare(self.target.module, self.inputs.to_tfvars(self.context), self.backend)
 
     def secret_variables(self) -> dict[str, str]:
         """The inputs' secret Terraform variables as ``TF_VAR_*``: in the environment of the
         Terraform process only, never in a file; their values are redacted from its output."""
         provide = getattr(self.inputs, "secret_variables", None)
-        values: dict[str, Any] = provide(self.client_id, self.settings) if provide else {}
+        values: dict[str, Any] = provide(self.context) if provide else {}
         self.redactor.add(sensitive_values(values))
         return {f"TF_VAR_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 

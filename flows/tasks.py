@@ -10,9 +10,9 @@ from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 
+from flows.clouds.errors import PreflightError, ReadbackError
 from flows.jobs import Job
 from flows.settings import Settings
-from flows.targets import PreflightError
 from flows.terraform.errors import TerraformError
 from flows.terraform.events import CommandResult
 from flows.terraform.redact import sensitive_values
@@ -23,7 +23,7 @@ def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State
         state.result()
     except TerraformError as exc:
         return exc.retryable
-    except PreflightError:
+    except (PreflightError, ReadbackError):
         return False
     except Exception:
         return True

@@ -3,19 +3,22 @@ with DynamoDB locking under real Terraform, and the gateway's answer without cre
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from flows.clouds import aws as aws_cloud
+from flows.clouds.aws import AwsRequest
+from flows.clouds.errors import PreflightError, ReadbackError
 from flows.jobs import Job
 from flows.settings import Settings
-from flows.targets import PreflightError
-from flows.targets.aws import AwsRequest
 from flows.terraform.errors import StateLockedError
 from tests.emulators.moto import aws, moto_url
 
@@ -104,10 +107,10 @@ def test_readback_confirms_running_instances_and_catches_terminated(network: dic
     }
     assert aws_cloud.readback(request(network), outputs) == outputs
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    with pytest.raises(PreflightError, match="terminated"):
+    with pytest.raises(ReadbackError, match="terminated"):
         aws_cloud.readback(request(network), outputs)
     missing = {"instances": [{"instance_id": "i-0123456789abcdef0", "private_ip": "10.1.1.9"}]}
-    with pytest.raises(PreflightError, match="does not exist"):
+    with pytest.raises(ReadbackError, match="does not exist"):
         aws_cloud.readback(request(network), missing)
 
 
@@ -186,3 +189,33 @@ def test_gateway_aws_request_without_credentials_fails_fast(gateway: Any, worker
     assert "AWS_ACCESS_KEY_ID" in status["message"] and "AWS_SECRET_ACCESS_KEY" in status["message"]
     run = gateway.get(f"/api/runs/{request_id}").json()
     assert not any(t["name"].startswith("terraform-") for t in run["tasks"]), "Terraform must not have run"
+
+
+def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> None:
+    """The ``client_id`` tag names the client, ``request_id`` the run that applied the stack
+    (the module's ``run_id``, from the job's ``StackContext``)."""
+    job = Job.create(
+        Settings(data_dir=tmp_path),
+        "client-1",
+        "aws-ec2",
+        {
+            "cloud_provider": "aws",
+            "instance_name_prefix": "web",
+            "count": 1,
+            "provider_config": {
+                "region": REGION,
+                "instance_type": "t2.micro",
+                "subnet_id": "subnet-12345",
+                "security_group_ids": ["sg-12345"],
+                "ami_id": "ami-12345",
+            },
+        },
+        run_id="run-7",
+    )
+    job.prepare()
+    tfvars = json.loads((job.workspace.path / "terraform.tfvars.json").read_text())
+    assert (tfvars["client_id"], tfvars["run_id"]) == ("client-1", "run-7")
+    assert "request_id" not in tfvars
+    text = (job.workspace.path / "versions.tf").read_text()
+    assert re.search(r"\bclient_id\s+= var\.client_id\n", text), text
+    assert re.search(r"\brequest_id\s+= var\.run_id\n", text), text

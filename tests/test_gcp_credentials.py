@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.clouds.gcp import CredentialsUnavailable, gcp_credentials, terraform_env
+from flows.clouds.gcp import CredentialsUnavailable, gcp_credentials
 from flows.settings import Settings
+from flows.terraform.backends import google_credentials_env
 
 
 def service_account_file(path: Path) -> str:
@@ -47,7 +48,7 @@ def test_service_account_file_is_used_and_never_logged(
         creds, project = gcp_credentials(settings)
     assert project == "hospital-project"
     assert creds.service_account_email == "terraform@hospital-project.iam.gserviceaccount.com"
-    assert terraform_env(settings) == {"GOOGLE_APPLICATION_CREDENTIALS": str(sa.resolve())}
+    assert google_credentials_env(settings) == {"GOOGLE_APPLICATION_CREDENTIALS": str(sa.resolve())}
     assert pem.splitlines()[1] not in caplog.text
 
 
@@ -59,4 +60,4 @@ def test_without_file_or_adc_the_error_is_clear(tmp_path: Path, monkeypatch: pyt
     settings = Settings(google_credentials_file=tmp_path / "absent.json")
     with pytest.raises(CredentialsUnavailable, match="no GCP credentials"):
         gcp_credentials(settings)
-    assert terraform_env(settings) == {}
+    assert google_credentials_env(settings) == {}

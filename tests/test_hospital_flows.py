@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flows.secrets import read_local_secret
+from flows.clouds.local import read_local_secret
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

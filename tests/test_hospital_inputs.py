@@ -11,16 +11,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from flows.clouds.base import StackContext
+from flows.clouds.hospital import HospitalOutputs, HospitalRequest, database_name
 from flows.jobs import Job
 from flows.settings import Settings
-from flows.targets import get_target
-from flows.targets.hospital import (
-    HospitalOutputs,
-    HospitalRequest,
-    SubHospitalInputs,
-    database_name,
-    hospital_targets,
-)
+from flows.targets import get_target, hospital_targets
 
 GOOD: dict[str, Any] = {
     "client_name": "City General Hospital",
@@ -112,7 +107,7 @@ def test_outputs_name_the_secret_and_hold_no_credentials() -> None:
 def test_gcp_hospital_tfvars_and_state_layout() -> None:
     settings = Settings(gcp_project_id="medical-circles", deletion_protection=False, password_length=12)
     target = get_target("gcp-hospital")
-    tfvars = target.parse_inputs(GOOD).to_tfvars(GOOD["client_uuid"], settings)
+    tfvars = target.parse_inputs(GOOD).to_tfvars(StackContext(GOOD["client_uuid"], "r", settings))
     assert tfvars["project_id"] == "medical-circles"
     assert tfvars["deletion_protection"] is False
     assert tfvars["password_length"] == 12
@@ -134,22 +129,32 @@ def sub_body(parent_target: str = "local-hospital") -> dict[str, Any]:
     }
 
 
-def test_the_parent_target_must_be_a_hospital() -> None:
+@pytest.mark.parametrize("target", ["local-sub-hospital", "gcp-sub-hospital"])
+def test_the_parent_target_must_be_a_hospital(target: str) -> None:
+    inputs = get_target(target).inputs
     for bad in ("local", "local-sub-hospital", "nope"):
-        errors = failing_fields(SubHospitalInputs, sub_body(bad))
+        errors = failing_fields(inputs, sub_body(bad))
         assert list(errors) == ["parent_target"] and "hospital target" in errors["parent_target"]
-    assert "parent_uuid" in failing_fields(SubHospitalInputs, {**sub_body(), "parent_uuid": "x"})
+    assert "parent_uuid" in failing_fields(inputs, {**sub_body(), "parent_uuid": "x"})
+    for good in ("local-hospital", "gcp-hospital"):
+        assert inputs.model_validate(sub_body(good))
 
 
 def test_sub_hospital_finds_the_parent_state_through_its_backend_policy(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    tfvars = get_target("local-sub-hospital").parse_inputs(sub_body()).to_tfvars("c", settings)
+    tfvars = (
+        get_target("local-sub-hospital").parse_inputs(sub_body()).to_tfvars(StackContext("c", "r", settings))
+    )
     assert tfvars["parent_backend"] == "local"
     assert tfvars["parent_backend_config"] == {
         "path": str(tmp_path.resolve() / "state" / GOOD["client_uuid"] / "terraform.tfstate")
     }
     gcp = Settings(data_dir=tmp_path, gcp_project_id="p", state_bucket_name="states")
-    tfvars = get_target("gcp-sub-hospital").parse_inputs(sub_body("gcp-hospital")).to_tfvars("c", gcp)
+    tfvars = (
+        get_target("gcp-sub-hospital")
+        .parse_inputs(sub_body("gcp-hospital"))
+        .to_tfvars(StackContext("c", "r", gcp))
+    )
     assert (tfvars["parent_backend"], tfvars["parent_backend_config"]) == (
         "gcs",
         {"bucket": "states", "prefix": GOOD["client_uuid"]},

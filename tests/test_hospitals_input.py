@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flows.targets.hospital import database_name
+from flows.clouds.hospital import database_name
 
 GOOD = {"client_name": "City General Hospital", "environment": "prod", "region": "me-central2"}
 

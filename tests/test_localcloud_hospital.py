@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
+from flows.clouds.hospital import HospitalOutputs
+from flows.clouds.local import read_local_secret
 from flows.jobs import Job
 from flows.schema import apply_schema
-from flows.secrets import read_local_secret
 from flows.settings import Settings
-from flows.targets.hospital import HospitalOutputs
 from flows.terraform.runner import Terraform
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306"

@@ -13,10 +13,14 @@ from typing import Any
 import hcl2
 import pytest
 
+from flows.clouds import instances
+from flows.clouds.base import StackContext
 from flows.settings import Settings
 from flows.targets import all_targets
+from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
-from flows.terraform.workspace import MODULES
+from flows.terraform.workspace import MODULES, Workspace
+from infrastructure import localcloud
 
 MODULE_DIRS = sorted(p for p in MODULES.iterdir() if p.is_dir())
 SHARED = MODULES.parent / "shared"  # files the modules link to
@@ -103,7 +107,9 @@ def test_outputs_match_model_and_tfvars_are_declared(target: str) -> None:
     assert set(declared["output"]) == set(entry.outputs.model_fields), target
     if target not in EXAMPLES:
         pytest.skip(f"no example input for {target}")
-    tfvars = entry.parse_inputs(EXAMPLES[target]).to_tfvars("c", Settings(gcp_project_id="p"))
+    tfvars = entry.parse_inputs(EXAMPLES[target]).to_tfvars(
+        StackContext("c", "r", Settings(gcp_project_id="p"))
+    )
     assert set(tfvars) <= set(declared["variable"]), set(tfvars) - set(declared["variable"])
     required = {n for n, spec in declared["variable"].items() if "default" not in spec}
     assert required <= set(tfvars), f"{target}: no value for {required - set(tfvars)}"
@@ -131,7 +137,59 @@ def test_gcp_hospital_keeps_sql_private_and_labels_everything() -> None:
 def test_shared_files_are_links_that_resolve() -> None:
     """A module links a shared file; the engine's workspace copy must get its content."""
     links = [p for module in MODULE_DIRS for p in module.glob("*.tf") if p.is_symlink()]
-    assert links, "the hospital modules link infrastructure/shared/hospital_variables.tf"
+    assert links, "the hospital and instance modules link files of infrastructure/shared"
     for link in links:
         assert link.resolve().parent == SHARED, link
         assert link.resolve().is_file(), link
+
+
+INSTANCE_MODULES = ("local", "aws-ec2", "oci-baremetal")
+
+
+@pytest.mark.parametrize("module", [*INSTANCE_MODULES], ids=str)
+def test_instance_modules_link_the_shared_instance_variables(module: str) -> None:
+    link = MODULES / module / "instance_variables.tf"
+    assert link.is_symlink() and link.resolve() == SHARED / "instance_variables.tf"
+
+
+def test_instance_rules_are_the_python_request_rules() -> None:
+    """The name prefix pattern and the count bounds: Terraform's copy in the shared file
+    equals the Python constants the request models validate with."""
+    variables = load(SHARED)["variable"]
+    prefix = variables["instance_name_prefix"]["validation"][0]
+    pattern = re.search(r'regex\("((?:[^"\\]|\\.)*)", var\.instance_name_prefix\)', prefix["condition"])
+    assert pattern is not None, prefix["condition"]
+    assert pattern.group(1).replace("\\\\", "\\") == instances.NAME_PREFIX_PATTERN
+    assert f"at most {instances.NAME_PREFIX_MAX_LENGTH} characters" in prefix["error_message"]
+    longest = "a" * instances.NAME_PREFIX_MAX_LENGTH
+    assert re.match(instances.NAME_PREFIX_PATTERN, longest)
+    assert not re.match(instances.NAME_PREFIX_PATTERN, longest + "a")
+    count = variables["instance_count"]["validation"][0]
+    bounds = re.search(r"var\.instance_count >= (\d+) && var\.instance_count <= (\d+)", count["condition"])
+    assert bounds is not None, count["condition"]
+    assert (int(bounds.group(1)), int(bounds.group(2))) == (instances.MIN_COUNT, instances.MAX_COUNT)
+    assert f"between {instances.MIN_COUNT} and {instances.MAX_COUNT}" in count["error_message"]
+
+
+def test_localcloud_modules_require_the_provider_the_engine_serves() -> None:
+    required = {}
+    for module in MODULE_DIRS:
+        with (module / "versions.tf").open() as fh:
+            terraform = hcl2.load(fh)["terraform"][0]
+        for providers in terraform.get("required_providers", []):
+            if "localcloud" in providers:
+                required[module.name] = {k: v.strip('"') for k, v in providers["localcloud"].items()}
+    assert set(required) == {"local", "local-hospital", "local-sub-hospital"}
+    for module, spec in required.items():
+        assert f"registry.terraform.io/{spec['source']}" == localcloud.PROVIDER_ADDRESS, module
+        assert spec["version"] == localcloud.PROVIDER_VERSION, module
+
+
+def test_the_workspace_copies_linked_files_as_content(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path, "c")
+    for module in (*INSTANCE_MODULES, "local-hospital"):
+        workspace.prepare(module, {}, BackendConfig(type="local"))
+        for link in (MODULES / module).glob("*.tf"):
+            if link.is_symlink():
+                copy = workspace.path / link.name
+                assert not copy.is_symlink() and copy.read_text() == link.resolve().read_text()

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from flows.clouds import oci as oci_cloud
-from flows.settings import get_settings
-from flows.targets import PreflightError
-from flows.targets.oci import OciRequest
+from flows.clouds.errors import PreflightError, ReadbackError
+from flows.clouds.oci import OciRequest
+from flows.jobs import Job
+from flows.settings import Settings, get_settings
 
 USER = "ocid1.user.oc1..alice"
 TENANCY = "ocid1.tenancy.oc1..acme"
@@ -195,5 +196,20 @@ def test_a_wrong_key_is_rejected(oci_stub: str, tmp_path: Path, monkeypatch: pyt
 def test_readback(oci_stub: str) -> None:
     outputs = {"instances": [{"instance_id": INSTANCE, "private_ip": "10.0.1.7", "public_ip": "192.0.2.7"}]}
     assert oci_cloud.readback(request(), outputs) == outputs
-    with pytest.raises(PreflightError, match="does not exist"):
+    with pytest.raises(ReadbackError, match="does not exist"):
         oci_cloud.readback(request(), {"instances": [{"instance_id": "ocid1.instance.oc1..gone"}]})
+
+
+def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> None:
+    """The ``client_id`` tag names the client, ``request_id`` the run that applied the stack
+    (the module's ``run_id``, from the job's ``StackContext``)."""
+    job = Job.create(
+        Settings(data_dir=tmp_path), "client-1", "oci-baremetal", request().model_dump(), run_id="run-7"
+    )
+    job.prepare()
+    tfvars = json.loads((job.workspace.path / "terraform.tfvars.json").read_text())
+    assert (tfvars["client_id"], tfvars["run_id"]) == ("client-1", "run-7")
+    assert "request_id" not in tfvars
+    text = (job.workspace.path / "main.tf").read_text()
+    assert re.search(r"\bclient_id\s+= var\.client_id\n", text), text
+    assert re.search(r"\brequest_id\s+= var\.run_id\n", text), text

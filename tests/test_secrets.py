@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.secrets import read_gcp_secret, read_local_secret, secret_manager_client
+from flows.clouds.gcp import read_gcp_secret, secret_manager_client
+from flows.clouds.local import read_local_secret
 from flows.settings import Settings
 from infrastructure.localcloud.resources.secret import Secret
 from infrastructure.localcloud.store import Store

@@ -12,8 +12,9 @@ from api.auth import ApiKey
 from api.deps import Service
 from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted
 from api.service import Conflict, NotFound
+from flows.clouds.hospital import HospitalRequest
 from flows.settings import get_settings
-from flows.targets.hospital import HospitalRequest, hospital_targets
+from flows.targets import hospital_targets
 
 router = APIRouter(prefix="/api/hospitals", tags=["hospitals"], dependencies=[ApiKey])
 

@@ -1,65 +1,28 @@
-"""The target catalogue: every kind of stack, declared once.
+"""The target catalogue: every kind of stack, declared once (``catalogue.py``), and the
+ways to look one up. Adding a cloud is adding an entry to the catalogue, not an ``if``.
 
-A target is a Terraform module, the pydantic model of its inputs, a backend policy and
-the model of its outputs. Adding a cloud is adding an entry here, not an ``if``.
-"""
+Targets are built from ``flows.clouds`` (inputs, pre-flight, read-back, secret readers)
+and ``flows.terraform.backends``; nothing below imports this package."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from pydantic import BaseModel
-
 from flows.settings import Settings
-from flows.terraform.backends import BackendPolicy
+from flows.targets.catalogue import TARGETS
+from flows.targets.target import Preflight, Readback, SecretReader, Target
 
+__all__ = [
+    "Preflight",
+    "Readback",
+    "SecretReader",
+    "Target",
+    "UnknownTarget",
+    "all_targets",
+    "by_cloud_provider",
+    "get_target",
+    "hospital_targets",
+]
 
-class TargetInputs(Protocol):
-    """What a target's input model provides. It may also define
-    ``secret_variables(client_id, settings) -> dict[str, Any]``: Terraform variables that are
-    secrets, passed as ``TF_VAR_*`` in the environment (and redacted), never written to
-    ``terraform.tfvars.json``."""
-
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]: ...
-
-    def sensitive_values(self) -> list[str]: ...
-
-
-Preflight = Callable[[Any], None]
-"""Checks run before Terraform; raise ``PreflightError`` with a message naming the problem."""
-
-SecretReader = Callable[[str, Settings], str]
-"""Reads the secret a stack's outputs name (``connection_secret``)."""
-
-Readback = Callable[[Any, dict[str, Any]], dict[str, Any]]
-"""After apply: confirm the outputs through the cloud's SDK (inputs, outputs) -> outputs."""
-
-
-class PreflightError(Exception):
-    """The target cannot work with these inputs or credentials; retrying will not help."""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    module: str
-    inputs: type[BaseModel]
-    outputs: type[BaseModel]
-    backend: BackendPolicy
-    description: str
-    preflight: Preflight | None = None
-    readback: Readback | None = None
-    read_secret: SecretReader | None = None
-    terraform_env: Callable[[], dict[str, str]] | None = None
-    """Extra environment for Terraform (e.g. credentials mapped to TF_VAR_*)."""
-
-    def parse_inputs(self, raw: dict[str, Any]) -> Any:
-        return self.inputs.model_validate(raw)
-
-    def parse_outputs(self, raw: dict[str, Any]) -> BaseModel:
-        return self.outputs.model_validate(raw)
+_BY_NAME: dict[str, Target] = {t.name: t for t in TARGETS}
 
 
 class UnknownTarget(KeyError):
@@ -67,24 +30,30 @@ class UnknownTarget(KeyError):
 
 
 def all_targets() -> dict[str, Target]:
-    from flows.targets.catalogue import TARGETS
-
-    return {t.name: t for t in TARGETS}
+    return dict(_BY_NAME)
 
 
 def get_target(name: str) -> Target:
     try:
-        return all_targets()[name]
+        return _BY_NAME[name]
     except KeyError:
-        raise UnknownTarget(f"unknown target {name!r}; known: {', '.join(all_targets())}") from None
+        raise UnknownTarget(f"unknown target {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
 def by_cloud_provider() -> dict[str, Target]:
     """Targets that take the Airflow document's request, keyed by its ``cloud_provider``."""
     found: dict[str, Target] = {}
-    for entry in all_targets().values():
+    for entry in _BY_NAME.values():
         field = entry.inputs.model_fields.get("cloud_provider")
         if field is not None:
             for value in getattr(field.annotation, "__args__", ()):
                 found[value] = entry
     return found
+
+
+def hospital_targets(settings: Settings) -> tuple[str, str]:
+    """(hospital target, sub-hospital target): GCP when a project is configured, else the
+    embedded default."""
+    if settings.gcp_project_id:
+        return "gcp-hospital", "gcp-sub-hospital"
+    return "local-hospital", "local-sub-hospital"

@@ -2,59 +2,71 @@
 
 from __future__ import annotations
 
-from flows.clouds import aws, oci
-from flows.secrets import read_gcp_secret, read_local_secret
-from flows.targets import Target
-from flows.targets.aws import AwsRequest
-from flows.targets.hospital import (
-    GcpHospitalInputs,
-    GcpSubHospitalInputs,
-    HospitalInputs,
-    HospitalOutputs,
-    SubHospitalInputs,
-    gcp_preflight,
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from flows.clouds import aws, gcp, local, oci
+from flows.clouds.hospital import HospitalInputs, HospitalOutputs, SubHospitalInputs
+from flows.clouds.instances import InstancesOutputs
+from flows.targets.target import Target
+from flows.terraform.backends import BackendPolicy, cloud_backend, gcs_backend, local_or_pg_backend
+
+LOCAL_HOSPITAL = Target(
+    name="local-hospital",
+    module="local-hospital",
+    inputs=HospitalInputs,
+    outputs=HospitalOutputs,
+    backend=local_or_pg_backend,
+    description="A hospital on localcloud: SQL instance (SQLite or MariaDB), buckets, secret, network.",
+    read_secret=local.read_local_secret,
 )
-from flows.targets.instances import InstancesOutputs, LocalRequest
-from flows.targets.oci import OciRequest, oci_terraform_env
-from flows.terraform.backends import cloud_backend, gcs_backend, local_or_pg_backend
+
+GCP_HOSPITAL = Target(
+    name="gcp-hospital",
+    module="gcp-hospital",
+    inputs=gcp.GcpHospitalInputs,
+    outputs=HospitalOutputs,
+    backend=gcs_backend,
+    description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
+    preflight=gcp.preflight,
+    read_secret=gcp.read_gcp_secret,
+)
+
+HOSPITAL_PARENTS: Mapping[str, BackendPolicy] = MappingProxyType(
+    {t.name: t.backend for t in (LOCAL_HOSPITAL, GCP_HOSPITAL)}
+)
+"""The targets a sub-hospital may name as ``parent_target``, with the backend policy that
+locates the parent's state."""
+
+
+class LocalSubHospitalInputs(SubHospitalInputs):
+    parents = HOSPITAL_PARENTS
+
+
+class GcpSubHospitalInputs(gcp.GcpSubHospitalInputs):
+    parents = HOSPITAL_PARENTS
+
 
 TARGETS: tuple[Target, ...] = (
     Target(
         name="local",
         module="local",
-        inputs=LocalRequest,
+        inputs=local.LocalRequest,
         outputs=InstancesOutputs,
         backend=local_or_pg_backend,
         description="Instances on localcloud, the embedded default: no cloud account needed.",
     ),
-    Target(
-        name="local-hospital",
-        module="local-hospital",
-        inputs=HospitalInputs,
-        outputs=HospitalOutputs,
-        backend=local_or_pg_backend,
-        description="A hospital on localcloud: SQL instance (SQLite or MariaDB), buckets, secret, network.",
-        read_secret=read_local_secret,
-    ),
+    LOCAL_HOSPITAL,
     Target(
         name="local-sub-hospital",
         module="local-sub-hospital",
-        inputs=SubHospitalInputs,
+        inputs=LocalSubHospitalInputs,
         outputs=HospitalOutputs,
         backend=local_or_pg_backend,
         description="A sub-hospital on localcloud: own database, user and secret on the parent's instance.",
-        read_secret=read_local_secret,
+        read_secret=local.read_local_secret,
     ),
-    Target(
-        name="gcp-hospital",
-        module="gcp-hospital",
-        inputs=GcpHospitalInputs,
-        outputs=HospitalOutputs,
-        backend=gcs_backend,
-        description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
-        preflight=gcp_preflight,
-        read_secret=read_gcp_secret,
-    ),
+    GCP_HOSPITAL,
     Target(
         name="gcp-sub-hospital",
         module="gcp-sub-hospital",
@@ -62,13 +74,13 @@ TARGETS: tuple[Target, ...] = (
         outputs=HospitalOutputs,
         backend=gcs_backend,
         description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
-        preflight=gcp_preflight,
-        read_secret=read_gcp_secret,
+        preflight=gcp.preflight,
+        read_secret=gcp.read_gcp_secret,
     ),
     Target(
         name="aws-ec2",
         module="aws-ec2",
-        inputs=AwsRequest,
+        inputs=aws.AwsRequest,
         outputs=InstancesOutputs,
         backend=cloud_backend,
         description="EC2 instances (hashicorp/aws); state in S3 with DynamoDB locking.",
@@ -78,12 +90,12 @@ TARGETS: tuple[Target, ...] = (
     Target(
         name="oci-baremetal",
         module="oci-baremetal",
-        inputs=OciRequest,
+        inputs=oci.OciRequest,
         outputs=InstancesOutputs,
         backend=cloud_backend,
         description="OCI bare-metal instances (oracle/oci); state in S3-compatible storage or PostgreSQL.",
         preflight=oci.preflight,
         readback=oci.readback,
-        terraform_env=oci_terraform_env,
+        terraform_env=oci.oci_terraform_env,
     ),
 )

@@ -62,14 +62,21 @@ def state_file(settings: Settings, client_id: str) -> Path:
     return settings.root / "state" / client_id / "terraform.tfstate"
 
 
+def google_credentials_env(settings: Settings) -> dict[str, str]:
+    """What the google provider and the gcs backend need: a path to the key file, never
+    its contents in a file of ours. Without a file they use ADC on their own."""
+    path = settings.google_credentials_file
+    if path.is_file():
+        return {"GOOGLE_APPLICATION_CREDENTIALS": str(path.resolve())}
+    return {}
+
+
 def gcs_backend(settings: Settings, client_id: str) -> BackendConfig:
     """The hospital document's layout: ``gs://STATE_BUCKET_NAME/{client_uuid}/default.tfstate``."""
-    from flows.clouds.gcp import terraform_env
-
     return BackendConfig(
         type="gcs",
         config={"bucket": settings.state_bucket_name, "prefix": client_id},
-        env=terraform_env(settings),
+        env=google_credentials_env(settings),
     )
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from flows.terraform.backends import BackendConfig
+from infrastructure.localcloud import PROVIDER_ADDRESS as LOCALCLOUD_SOURCE
+from infrastructure.localcloud import PROVIDER_VERSION as LOCALCLOUD_VERSION
 
 INFRASTRUCTURE = Path(__file__).resolve().parents[2] / "infrastructure"
 MODULES = INFRASTRUCTURE / "modules"
-
-LOCALCLOUD_SOURCE = "registry.terraform.io/tenantform/localcloud"
-LOCALCLOUD_VERSION = "0.1.0"
 
 # Variables Terraform must never inherit from the caller's shell: ours are authoritative.
 _SCRUBBED_PREFIXES = ("TF_",)

@@ -8,10 +8,8 @@ from tf import iface
 from tf.schema import Schema
 from tf.utils import Diagnostics
 
+from infrastructure.localcloud import PROVIDER_ADDRESS
 from infrastructure.localcloud.resources import RESOURCES
-
-PROVIDER_ADDRESS = "registry.terraform.io/tenantform/localcloud"
-PROVIDER_VERSION = "0.1.0"
 
 
 class LocalCloudProvider(iface.Provider):

@@ -14,8 +14,8 @@ provider "aws" {
   region = var.region
   default_tags {
     tags = {
-      client     = var.client_id
-      request_id = var.request_id
+      client_id  = var.client_id
+      request_id = var.run_id
       managed-by = "tenantform"
     }
   }

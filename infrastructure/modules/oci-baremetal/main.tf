@@ -5,8 +5,8 @@ resource "oci_core_instance" "this" {
   shape               = var.shape
   display_name        = "${var.instance_name_prefix}-${count.index + 1}"
   freeform_tags = {
-    client     = var.client_id
-    request_id = var.request_id
+    client_id  = var.client_id
+    request_id = var.run_id
     managed-by = "tenantform"
   }
   create_vnic_details {

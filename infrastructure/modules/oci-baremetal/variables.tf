@@ -1,34 +1,11 @@
-variable "client_id" {
+variable "run_id" {
   type        = string
-  description = "UUID of the client (tenant) that owns this stack."
-}
-
-variable "request_id" {
-  type        = string
-  description = "Id of the provisioning request, tagged on every resource."
+  description = "Id of the run applying this stack, tagged on every resource as request_id."
 }
 
 variable "region" {
   type        = string
   description = "OCI region, e.g. eu-frankfurt-1."
-}
-
-variable "instance_name_prefix" {
-  type        = string
-  description = "Instances are named {prefix}-{n}."
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,40}$", var.instance_name_prefix))
-    error_message = "The instance_name_prefix must start with a letter and hold only a-z, 0-9 and '-'."
-  }
-}
-
-variable "instance_count" {
-  type        = number
-  description = "How many instances to run."
-  validation {
-    condition     = var.instance_count >= 1 && var.instance_count <= 20
-    error_message = "The instance_count must be between 1 and 20."
-  }
 }
 
 variable "shape" {

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.settings import Settings
-from flows.targets.instances import InstancesRequest
+from flows.clouds.instances import TaggedInstancesRequest
 
 OCI_ENV_TO_TF_VAR = {
     "OCI_TENANCY_OCID": "TF_VAR_tenancy_ocid",
@@ -31,12 +30,9 @@ class OciConfig(BaseModel):
     image_id: str = Field(pattern=r"^ocid1\.image\.", examples=["ocid1.image.oc1..aaaa"])
 
 
-class OciRequest(InstancesRequest):
+class OciRequest(TaggedInstancesRequest):
     cloud_provider: Literal["oci"]
     provider_config: OciConfig
-
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        return {**super().to_tfvars(client_id, settings), "request_id": client_id}
 
 
 def oci_terraform_env() -> dict[str, str]:

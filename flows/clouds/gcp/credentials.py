@@ -47,12 +47,3 @@ def storage_client(settings: Settings) -> Any:
         return storage.Client(project="test", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
     credentials, project = gcp_credentials(settings)
     return storage.Client(project=project, credentials=credentials)
-
-
-def terraform_env(settings: Settings) -> dict[str, str]:
-    """What the google provider and the gcs backend need: a path to the key file, never
-    its contents in a file of ours. Without a file they use ADC on their own."""
-    path = settings.google_credentials_file
-    if path.is_file():
-        return {"GOOGLE_APPLICATION_CREDENTIALS": str(path.resolve())}
-    return {}

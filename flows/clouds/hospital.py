@@ -1,18 +1,22 @@
 """The hospital document's stacks: a hospital (SQL instance, buckets, secret, network) and
 sub-hospitals that share their parent's SQL instance. The same request model drives the
-embedded default (localcloud) and GCP."""
+embedded default (localcloud, which uses these models as they are) and GCP
+(``flows.clouds.gcp`` adds the project)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from flows.clouds.base import StackContext
 from flows.settings import Settings
-from flows.terraform.backends import BackendConfig
+from flows.terraform.backends import BackendConfig, BackendPolicy
 
 Region = Annotated[
     str,
@@ -58,33 +62,29 @@ class HospitalRequest(BaseModel):
 class HospitalInputs(HospitalRequest):
     """What the hospital targets get as inputs: the request as registered."""
 
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
+    def to_tfvars(self, ctx: StackContext) -> dict[str, Any]:
         return {
             "client_uuid": str(self.client_uuid),
             "client_name": self.client_name,
             "database_name": database_name(self.client_name, self.client_uuid),
             "environment": self.environment,
             "region": self.region,
-            "password_length": settings.password_length,
+            "password_length": ctx.settings.password_length,
         }
 
     def sensitive_values(self) -> list[str]:
         return []
 
 
-class GcpHospitalInputs(HospitalInputs):
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        return {
-            **super().to_tfvars(client_id, settings),
-            "project_id": settings.gcp_project_id,
-            "deletion_protection": settings.deletion_protection,
-        }
-
-
 class SubHospitalInputs(HospitalInputs):
     """A sub-hospital finds its parent's outputs in the parent's state, located by the
     parent target's backend policy; the backend's secrets (a PostgreSQL URL) travel as a
-    ``TF_VAR_`` in Terraform's environment, never in ``terraform.tfvars.json``."""
+    ``TF_VAR_`` in Terraform's environment, never in ``terraform.tfvars.json``.
+
+    Which targets can be parents, and their backend policies, is the catalogue's to say:
+    it binds them in a subclass (``parents``). This class alone accepts no parent."""
+
+    parents: ClassVar[Mapping[str, BackendPolicy]] = MappingProxyType({})
 
     parent_uuid: UUID
     parent_target: str = Field(description="The parent's target, whose backend holds its state.")
@@ -92,38 +92,24 @@ class SubHospitalInputs(HospitalInputs):
     @field_validator("parent_target")
     @classmethod
     def _is_a_hospital_target(cls, value: str) -> str:
-        from flows.targets import all_targets
-
-        hospitals = [
-            t.name
-            for t in all_targets().values()
-            if t.outputs is HospitalOutputs and not issubclass(t.inputs, SubHospitalInputs)
-        ]
-        if value not in hospitals:
-            raise ValueError(f"parent_target must be a hospital target ({', '.join(hospitals)})")
+        if value not in cls.parents:
+            raise ValueError(f"parent_target must be a hospital target ({', '.join(cls.parents)})")
         return value
 
     def parent_backend(self, settings: Settings) -> BackendConfig:
-        from flows.targets import get_target
+        return self.parents[self.parent_target](settings, str(self.parent_uuid))
 
-        return get_target(self.parent_target).backend(settings, str(self.parent_uuid))
-
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        parent = self.parent_backend(settings)
+    def to_tfvars(self, ctx: StackContext) -> dict[str, Any]:
+        parent = self.parent_backend(ctx.settings)
         return {
-            **super().to_tfvars(client_id, settings),
+            **super().to_tfvars(ctx),
             "parent_backend": parent.type,
             "parent_backend_config": {k: _hcl_string(v) for k, v in parent.config.items()},
         }
 
-    def secret_variables(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        secrets = self.parent_backend(settings).secret_config
+    def secret_variables(self, ctx: StackContext) -> dict[str, Any]:
+        secrets = self.parent_backend(ctx.settings).secret_config
         return {"parent_backend_secrets": dict(secrets)} if secrets else {}
-
-
-class GcpSubHospitalInputs(SubHospitalInputs):
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        return {**super().to_tfvars(client_id, settings), "project_id": settings.gcp_project_id}
 
 
 def _hcl_string(value: Any) -> str:
@@ -146,26 +132,3 @@ class HospitalOutputs(BaseModel):
     public_bucket: str
     network_name: str
     connection_secret: str
-
-
-def gcp_preflight(inputs: HospitalInputs) -> None:
-    """Before Terraform touches the gcs backend: a project and credentials, or a clear error."""
-    from flows.clouds.gcp import CredentialsUnavailable, gcp_credentials
-    from flows.settings import get_settings
-    from flows.targets import PreflightError
-
-    settings = get_settings()
-    if not settings.gcp_project_id:
-        raise PreflightError("GCP_PROJECT_ID is not set: the gcp hospital targets need a project")
-    try:
-        gcp_credentials(settings)
-    except CredentialsUnavailable as exc:
-        raise PreflightError(str(exc)) from None
-
-
-def hospital_targets(settings: Settings) -> tuple[str, str]:
-    """(hospital target, sub-hospital target): GCP when a project is configured, else the
-    embedded default."""
-    if settings.gcp_project_id:
-        return "gcp-hospital", "gcp-sub-hospital"
-    return "local-hospital", "local-sub-hospital"

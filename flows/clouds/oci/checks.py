@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from flows.clouds.base import require_env
+from flows.clouds.errors import PreflightError, ReadbackError
+from flows.clouds.oci.request import OCI_ENV_TO_TF_VAR, OciRequest
 from flows.settings import get_settings
-from flows.targets import PreflightError
-from flows.targets.instances import require_env
-from flows.targets.oci import OCI_ENV_TO_TF_VAR, OciRequest
 
 
 def oci_config(region: str) -> dict[str, Any]:
@@ -91,11 +91,11 @@ def readback(request: OciRequest, outputs: dict[str, Any]) -> dict[str, Any]:
     for instance in outputs.get("instances", []):
         found = describe_instance(cfg.region, cfg.compartment_id, instance["instance_id"])
         if found is None:
-            raise PreflightError(f"instance {instance['instance_id']} does not exist in OCI")
+            raise ReadbackError(f"instance {instance['instance_id']} does not exist in OCI")
         if found["state"] != "RUNNING":
-            raise PreflightError(f"instance {instance['instance_id']} is {found['state']}, not RUNNING")
+            raise ReadbackError(f"instance {instance['instance_id']} is {found['state']}, not RUNNING")
         if found["private_ip"] != instance.get("private_ip"):
-            raise PreflightError(
+            raise ReadbackError(
                 f"instance {instance['instance_id']} private IP differs from Terraform's output"
             )
     return outputs

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.targets import PreflightError
-from flows.targets.aws import AwsRequest
+from flows.clouds.aws.request import AwsRequest
+from flows.clouds.errors import PreflightError, ReadbackError
 
 _CONFIG: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 15, "retries": {"max_attempts": 2}}
 
@@ -95,11 +95,11 @@ def readback(request: AwsRequest, outputs: dict[str, Any]) -> dict[str, Any]:
     for instance in wanted:
         found = seen.get(instance["instance_id"])
         if found is None:
-            raise PreflightError(f"instance {instance['instance_id']} does not exist in AWS")
+            raise ReadbackError(f"instance {instance['instance_id']} does not exist in AWS")
         if found["state"] not in ("running", "pending"):
-            raise PreflightError(f"instance {instance['instance_id']} is {found['state']}, not running")
+            raise ReadbackError(f"instance {instance['instance_id']} is {found['state']}, not running")
         if found["private_ip"] != instance.get("private_ip"):
-            raise PreflightError(
+            raise ReadbackError(
                 f"instance {instance['instance_id']} private IP differs from Terraform's output"
             )
     return outputs

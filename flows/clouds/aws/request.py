@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from flows.settings import Settings
-from flows.targets.instances import InstancesRequest
+from flows.clouds.instances import TaggedInstancesRequest
 
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]+$")]
 
@@ -22,10 +21,6 @@ class AwsConfig(BaseModel):
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]+$", examples=["ami-12345"])
 
 
-class AwsRequest(InstancesRequest):
+class AwsRequest(TaggedInstancesRequest):
     cloud_provider: Literal["aws"]
     provider_config: AwsConfig
-
-    def to_tfvars(self, client_id: str, settings: Settings) -> dict[str, Any]:
-        # One Airflow-style request is one client stack: the request id tag is the client id.
-        return {**super().to_tfvars(client_id, settings), "request_id": client_id}

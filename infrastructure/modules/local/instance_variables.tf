@@ -1,0 +1,1 @@
+../../shared/instance_variables.tf
