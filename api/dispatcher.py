@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 
-from api.prefect_gateway import PrefectGateway
+from api.prefect_gateway import FlowRunView, PrefectGateway
+from api.registry.models import Run, RunStatus
 from api.service import ClientService
-from flows.registry.models import Run, RunStatus
+from flows.contract import Operation
+from flows.locks import client_limit_name
 from flows.workflows import workflow
 
 log = logging.getLogger(__name__)
@@ -28,11 +31,13 @@ class Dispatcher:
         *,
         dispatch_interval: float,
         sync_interval: float,
+        late_after: float = 600.0,
     ) -> None:
         self.service = service
         self.prefect = prefect
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
+        self.late_after = late_after
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -68,7 +73,7 @@ class Dispatcher:
         for run in self.service.runs_in(RunStatus.accepted):
             wait, reason = self.service.blocker(run)
             if reason and not wait:
-                self.service.finish(run.id, ok=False, message=reason, result=None)
+                self.service.end(run.id, RunStatus.failed, reason)
                 continue
             if wait:
                 continue
@@ -84,36 +89,85 @@ class Dispatcher:
         return dispatched
 
     async def _create(self, run: Run) -> str:
-        client_id = run.parameters["client_id"]
+        params = self.service.parameters(run)
         return await self.prefect.create_flow_run(
-            workflow(run.operation).deployment_name,
-            run.parameters,
+            workflow(Operation(run.operation)).deployment_name,
+            params.as_prefect_parameters(),
             idempotency_key=run.id,
-            tags=[f"client:{client_id}", f"target:{run.parameters['target']}", f"request:{run.id}"],
+            tags=[f"client:{params.client_id}", f"target:{params.target}", f"run:{run.id}"],
         )
 
     async def sync_in_progress(self) -> int:
-        runs = {r.flow_run_id: r for r in self.service.runs_in(RunStatus.in_progress) if r.flow_run_id}
+        """Bring every open run in line with its flow run: ended, suspended for approval,
+        deleted, or left unstarted past the bound. A cancel asked through the API is carried
+        to Prefect here, so it survives Prefect being down when it was asked."""
+        runs = {r.flow_run_id: r for r in self.service.open_runs() if r.flow_run_id}
         if not runs:
             return 0
         views = await self.prefect.read_flow_runs(list(runs))
+        now = datetime.now(UTC)
         finished = 0
-        for flow_run_id, view in views.items():
-            run = runs[flow_run_id]
-            if view.completed:
-                result = await self.prefect.read_result(flow_run_id)
-                self.service.finish(run.id, ok=True, message=_success(run.operation), result=result)
-            elif view.failed:
-                message = view.message or f"flow run {view.state_name.lower()}"
-                self.service.finish(run.id, ok=False, message=message, result=None)
-            else:
-                continue
-            finished += 1
+        for flow_run_id, run in runs.items():
+            view = views.get(flow_run_id)
+            ended = await self._sync_one(run, view, now)
+            if ended is not None:
+                finished += 1
+                await self._after_end(run, ended)
         return finished
 
+    async def _sync_one(self, run: Run, view: FlowRunView | None, now: datetime) -> RunStatus | None:
+        """The run's end when it ended now, else None."""
+        operation = Operation(run.operation)
+        if view is None:
+            reason = f"flow run {run.flow_run_id} no longer exists in Prefect (deleted)"
+            return self.service.end(run.id, RunStatus.failed, reason)
+        if view.completed:
+            result = await self.prefect.read_result(view.id, operation, run.client_id)
+            payload = result.model_dump(mode="json") if result else None
+            return self.service.end(run.id, RunStatus.completed, _success(operation), payload)
+        if view.cancelled or (run.cancel_reason and view.failed):
+            reason = f"cancelled: {run.cancel_reason}" if run.cancel_reason else _cancelled_in_prefect(view)
+            return self.service.end(run.id, RunStatus.cancelled, reason)
+        if view.failed:
+            message = view.message or f"flow run {view.state_name.lower()}"
+            return self.service.end(run.id, RunStatus.failed, message)
+        if run.cancel_reason:
+            await self.prefect.cancel_flow_run(view.id, run.cancel_reason)
+            return None
+        if view.paused and run.status == RunStatus.in_progress:
+            self.service.awaiting_approval(run.id, "plan ready; waiting for approve or reject")
+        late = view.late_by(now)
+        if late > self.late_after:
+            reason = (
+                f"no worker started the flow run within {self.late_after:.0f}s "
+                "(is a worker polling the work pool?)"
+            )
+            await self.prefect.cancel_flow_run(view.id, reason)
+            return self.service.end(run.id, RunStatus.failed, reason)
+        return None
 
-def _success(operation: str) -> str:
-    return {
-        "provision": "Instance provisioning completed successfully",
-        "destroy": "Destroy completed successfully",
-    }.get(operation, f"{operation} completed successfully")
+    async def _after_end(self, run: Run, ended: RunStatus) -> None:
+        """A run that ended without completing may have died holding its client's slot;
+        a destroyed client's limit is removed so Prefect keeps none per departed client."""
+        limit = client_limit_name(run.client_id)
+        try:
+            if ended is RunStatus.completed and run.operation == Operation.destroy:
+                await self.prefect.delete_limit(limit)
+            elif ended is not RunStatus.completed and not self.service.has_live_run(run.client_id):
+                await self.prefect.free_client_slot(limit)
+        except Exception as exc:
+            log.warning("could not tidy concurrency limit %s: %s", limit, exc)
+
+
+def _cancelled_in_prefect(view: FlowRunView) -> str:
+    return f"cancelled in Prefect: {view.message}" if view.message else "cancelled in Prefect"
+
+
+_SUCCESS = {
+    Operation.provision: "Instance provisioning completed successfully",
+    Operation.destroy: "Destroy completed successfully",
+}
+
+
+def _success(operation: Operation) -> str:
+    return _SUCCESS.get(operation, f"{operation.value} completed successfully")

@@ -11,12 +11,12 @@ from fastapi.responses import JSONResponse
 
 from api.dispatcher import Dispatcher
 from api.prefect_gateway import PrefectGateway
+from api.registry.backup import backup_from_settings
+from api.registry.db import Registry
+from api.registry.models import InvalidTransition
 from api.routes import clients, hospitals, meta, provision
-from api.service import ClientService, Conflict, NotFound
+from api.service import ClientService, Conflict, InvalidInput, NotFound
 from api.settings import get_gateway_settings
-from flows.registry.backup import backup_from_settings
-from flows.registry.db import Registry
-from flows.settings import get_settings
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
@@ -24,7 +24,7 @@ LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_gateway_settings()
-    backup = backup_from_settings(get_settings(), settings.registry_url)
+    backup = backup_from_settings(settings)
     if backup is not None:
         backup.restore_if_missing()
     registry = Registry(settings.registry_url)
@@ -36,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prefect,
         dispatch_interval=settings.dispatch_interval_seconds,
         sync_interval=settings.sync_interval_seconds,
+        late_after=settings.late_run_seconds,
     )
     service.wake = dispatcher.wake
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
@@ -65,8 +66,13 @@ def create_app() -> FastAPI:
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
     @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+    @app.exception_handler(InvalidTransition)
+    async def _conflict(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     for router in (meta.router, provision.router, hospitals.router, clients.router):

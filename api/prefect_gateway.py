@@ -4,25 +4,30 @@ Prefect client is bound to the event loop it was opened on."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterId,
     LogFilter,
     LogFilterFlowRunId,
     TaskRunFilter,
 )
+from prefect.client.schemas.objects import State, StateType
 from prefect.client.schemas.sorting import LogSort
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Cancelling
 
-from flows.provision import read_published
-
-FAILED_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
+from flows.contract import Operation, RunResult, read_published, result_key
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class FlowRunView:
     state_type: str
     state_name: str
     message: str
+    waiting_since: datetime | None = None
+    """When a Scheduled/Pending run became due: how long no worker has taken it."""
 
     @property
     def completed(self) -> bool:
@@ -38,7 +45,25 @@ class FlowRunView:
 
     @property
     def failed(self) -> bool:
-        return self.state_type in FAILED_STATES and self.state_type != "CANCELLING"
+        return self.state_type in ("FAILED", "CRASHED")
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state_type == "CANCELLED"
+
+    @property
+    def paused(self) -> bool:
+        """Suspended (or paused) waiting for input: no process runs it."""
+        return self.state_type == "PAUSED"
+
+    @property
+    def without_process(self) -> bool:
+        return self.state_type in ("SCHEDULED", "PAUSED")
+
+    def late_by(self, now: datetime) -> float:
+        if self.state_type != "SCHEDULED" or self.waiting_since is None:
+            return 0.0
+        return (now - self.waiting_since).total_seconds()
 
 
 def one_line(message: str | None) -> str:
@@ -90,17 +115,61 @@ class PrefectGateway:
                 state_type=r.state.type.value if r.state else "PENDING",
                 state_name=(r.state.name if r.state else None) or "Pending",
                 message=one_line(r.state.message if r.state else ""),
+                waiting_since=r.expected_start_time,
             )
             for r in runs
         }
 
-    async def read_result(self, flow_run_id: str) -> dict[str, Any] | None:
+    async def cancel_flow_run(self, flow_run_id: str, reason: str) -> None:
+        """A run with a process is asked to stop (Cancelling: the worker signals it, the
+        engine interrupts Terraform and the run ends Cancelled); one without a process
+        (scheduled, suspended for approval) is Cancelled at once."""
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
+            state = flow_run.state
+            if state is not None and (state.is_final() or state.type == StateType.CANCELLING):
+                return
+            without_process = state is None or state.type in (StateType.SCHEDULED, StateType.PAUSED)
+            new_state: State[Any] = (
+                Cancelled(message=reason) if without_process else Cancelling(message=reason)
+            )
+            await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
+
+    async def resume(self, flow_run_id: str, run_input: dict[str, Any]) -> None:
+        async with get_client() as client:
+            result = await client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
+        if result.status.value != "ACCEPT":
+            raise RuntimeError(f"Prefect did not resume flow run {flow_run_id}: {result.details}")
+
+    async def free_client_slot(self, limit_name: str) -> None:
+        """A client's slot held by a dead run: nothing else can hold it (one run per client),
+        so its count goes back to zero. A missing limit is fine: nothing holds it."""
+        async with get_client() as client:
+            try:
+                limit = await client.read_global_concurrency_limit_by_name(limit_name)
+            except ObjectNotFound:
+                return
+            if limit.active_slots:
+                await client.update_global_concurrency_limit(
+                    limit_name, GlobalConcurrencyLimitUpdate(active_slots=0)
+                )
+
+    async def delete_limit(self, limit_name: str) -> None:
+        async with get_client() as client:
+            with contextlib.suppress(ObjectNotFound):
+                await client.delete_global_concurrency_limit_by_name(limit_name)
+
+    async def read_result(self, flow_run_id: str, operation: Operation, client_id: str) -> RunResult | None:
+        """The run's result artifact, found by its key (other artifacts of the run are ignored)."""
         async with get_client() as client:
             artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]))
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+                    key=ArtifactFilterKey(any_=[result_key(operation, client_id)]),
+                )
             )
         for artifact in artifacts:
-            if artifact.key and isinstance(artifact.data, str):
+            if isinstance(artifact.data, str):
                 return read_published(artifact.data)
         return None
 

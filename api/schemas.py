@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.registry.models import Approval, Client, Run, RunStatus
 from flows.clouds.instances import InstanceOutput
-from flows.registry.models import Client, Run, RunStatus
 from flows.targets import by_cloud_provider
 
 
@@ -30,7 +30,7 @@ AirflowStatus = Literal["in_progress", "completed", "failed"]
 def airflow_status(status: str) -> AirflowStatus:
     if status == RunStatus.completed:
         return "completed"
-    if status == RunStatus.failed:
+    if status in (RunStatus.failed, RunStatus.cancelled):
         return "failed"
     return "in_progress"
 
@@ -89,6 +89,9 @@ class ClientView(BaseModel):
     parent_uuid: str | None
     status: str
     message: str
+    inputs: dict[str, Any] = Field(description="The client's inputs as last accepted (never secrets).")
+    approval: str = Field(description="auto: provisions apply what they plan; required: they wait.")
+    module_version: str | None = Field(None, description="Hash of the module that built the state.")
     created_at: datetime
     updated_at: datetime
     latest_run: RunSummary | None = None
@@ -96,6 +99,9 @@ class ClientView(BaseModel):
     @classmethod
     def of(cls, client: Client, latest: Run | None = None) -> ClientView:
         return cls(
+            inputs=client.inputs,
+            approval=client.approval,
+            module_version=client.module_version,
             client_uuid=client.id,
             kind=client.kind,
             target=client.target,
@@ -114,6 +120,19 @@ class ClientList(BaseModel):
     limit: int
     offset: int
     clients: list[ClientView]
+
+
+class RunList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    runs: list[RunSummary]
+
+
+class ClientSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approval: Approval = Field(description="required: every provision waits for approval of its plan.")
 
 
 class OutputsView(BaseModel):
@@ -160,6 +179,16 @@ class Accepted(BaseModel):
             operation=run.operation,
             status=run.status,
             message=message,
+        )
+
+    @classmethod
+    def unchanged(cls, client_id: str, latest: Run | None) -> Accepted:
+        return cls(
+            request_id=latest.id if latest else "",
+            client_uuid=client_id,
+            operation=latest.operation if latest else "",
+            status=latest.status if latest else "",
+            message="the patch changes nothing; no run started",
         )
 
 

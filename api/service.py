@@ -10,15 +10,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows.registry.db import Registry
-from flows.registry.models import Client, ClientStatus, Run, RunStatus, new_id, utcnow
-from flows.workflows import workflows
-
-ACTIVE_CLIENT = (ClientStatus.pending, ClientStatus.provisioning, ClientStatus.ready, ClientStatus.failed)
+from api.merge_patch import merge_patch, value_at
+from api.registry.db import Registry
+from api.registry.models import OPEN_RUN, Approval, Client, ClientStatus, Run, RunStatus, new_id
+from flows.contract import FlowParameters, Operation
+from flows.targets import get_target
 
 
 class NotFound(Exception):
@@ -29,11 +30,23 @@ class Conflict(Exception):
     pass
 
 
+class InvalidInput(Exception):
+    """Inputs a target rejects; ``errors`` are shaped like FastAPI's 422 ``detail``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class Accepted:
     run: Run
     client: Client
     created: bool
+
+
+def _frozen_error(path: str) -> dict[str, Any]:
+    return {"loc": ["body", *path.split(".")], "msg": f"{path} cannot change once created", "type": "frozen"}
 
 
 def fingerprint(payload: Any) -> str:
@@ -84,7 +97,7 @@ class ClientService:
                     status=ClientStatus.pending,
                 )
                 session.add(client)
-                run = self._new_run(session, client, "provision", idempotency_key, body_print)
+                run = self._new_run(session, client, Operation.provision, idempotency_key, body_print)
         except IntegrityError:
             # A concurrent identical request won the race: answer with its run.
             if idempotency_key and (same := self._by_idempotency_key(idempotency_key, body_print)):
@@ -97,19 +110,24 @@ class ClientService:
         return Accepted(run=run, client=client, created=True)
 
     def start_operation(
-        self, client_id: str, operation: str, *, cascade: bool = False, idempotency_key: str | None = None
+        self,
+        client_id: str,
+        operation: Operation,
+        *,
+        cascade: bool = False,
+        idempotency_key: str | None = None,
+        kinds: Sequence[str] | None = None,
     ) -> Accepted:
-        """destroy, plan, create-tables... on an existing client."""
-        if operation not in workflows():
-            raise NotFound(f"unknown operation {operation!r}")
-        op_print = fingerprint({"client": client_id, "operation": operation, "cascade": cascade})
+        """destroy, plan, create-tables... on an existing client (of one of ``kinds``)."""
+        op_print = fingerprint({"client": client_id, "operation": operation.value, "cascade": cascade})
         if idempotency_key and (same := self._by_idempotency_key(idempotency_key, op_print)):
             return same
         with self.registry.session() as session:
-            client = self._client(session, client_id)
-            if client.status == ClientStatus.destroyed:
-                raise Conflict(f"client {client_id} is already destroyed")
-            if operation == "destroy":
+            client = self._client(session, client_id, kinds)
+            client.require_live()
+            if operation is Operation.create_tables:
+                client.require_ready(operation.value)
+            if operation is Operation.destroy:
                 live = [c for c in self._children(session, client_id) if c.status != ClientStatus.destroyed]
                 if live and not cascade:
                     names = ", ".join(c.id for c in live)
@@ -118,29 +136,107 @@ class ClientService:
                         "delete them first or pass cascade=true"
                     )
                 for child in live:
-                    if not self._open_run(session, child.id, "destroy"):
-                        self._new_run(session, child, "destroy", None, op_print)
+                    if not self._open_run(session, child.id, Operation.destroy):
+                        self._new_run(session, child, Operation.destroy, None, op_print)
             if pending := self._open_run(session, client_id, operation):
                 return Accepted(run=pending, client=client, created=False)
             run = self._new_run(session, client, operation, idempotency_key, op_print)
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
+    def update_client(
+        self, client_id: str, patch: dict[str, Any], *, approval: Approval | None = None
+    ) -> Accepted | None:
+        """Merge ``patch`` into the client's inputs (RFC 7396), validate the result with the
+        target's own model, and start a provision that applies the difference. None when
+        the patch changes nothing."""
+        with self.registry.session() as session:
+            client = self._client(session, client_id)
+            client.require_live()
+            target = get_target(client.target)
+            merged = merge_patch(client.inputs, patch)
+            frozen = [p for p in target.immutable if value_at(merged, p) != value_at(client.inputs, p)]
+            if frozen:
+                raise InvalidInput([_frozen_error(p) for p in frozen])
+            try:
+                inputs = target.parse_inputs(merged).model_dump(mode="json")
+            except ValidationError as exc:
+                raise InvalidInput(
+                    [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+                ) from None
+            if inputs == target.parse_inputs(client.inputs).model_dump(mode="json"):
+                return None
+            client.inputs = inputs
+            body_print = fingerprint({"client": client_id, "patch": patch, "inputs": inputs})
+            run = self._new_run(session, client, Operation.provision, None, body_print, approval=approval)
+        self.wake()
+        return Accepted(run=run, client=client, created=True)
+
+    def retry(self, client_id: str, *, approval: Approval | None = None) -> Accepted:
+        """The client's last run again, same operation and inputs, when it failed."""
+        with self.registry.session() as session:
+            client = self._client(session, client_id)
+            client.require_live()
+            last = self._latest(session, client_id)
+            if last is None or last.status not in (RunStatus.failed, RunStatus.cancelled):
+                state = "has no run" if last is None else f"last run {last.id} is {last.status}"
+                raise Conflict(f"client {client_id} {state}; only a failed or cancelled run is retried")
+            inputs = self.parameters(last).inputs
+            run = self._new_run(
+                session, client, Operation(last.operation), None, last.fingerprint, inputs, approval
+            )
+        self.wake()
+        return Accepted(run=run, client=client, created=True)
+
+    def set_approval(self, client_id: str, approval: Approval) -> Client:
+        with self.registry.session() as session:
+            client = self._client(session, client_id)
+            client.require_live()
+            client.approval = approval
+            return client
+
+    def cancel(self, run_id: str, reason: str) -> Run:
+        """Works in every open state; the dispatcher carries it to Prefect."""
+        with self.registry.session() as session:
+            run = self._run(session, run_id)
+            run.request_cancel(reason)
+        self.wake()
+        return run
+
+    def awaiting_approval_flow_run(self, run_id: str) -> str:
+        """The flow run of a run awaiting approval; 409 for any other run."""
+        with self.registry.session() as session:
+            run = self._run(session, run_id)
+            if run.status != RunStatus.awaiting_approval or run.flow_run_id is None:
+                raise Conflict(f"run {run_id} is {run.status}, not awaiting approval")
+            return run.flow_run_id
+
+    def approve(self, run_id: str) -> Run:
+        with self.registry.session() as session:
+            run = self._run(session, run_id)
+            run.resumed()
+            return run
+
     # Reading -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
         with self.registry.session() as session:
-            run = session.get(Run, run_id)
-            if run is None:
-                raise NotFound(f"request {run_id} not found")
-            return run
+            return self._run(session, run_id)
 
-    def get_client(self, client_id: str) -> tuple[Client, Run | None]:
+    def runs_of(self, client_id: str, *, limit: int, offset: int) -> tuple[list[Run], int]:
+        """Newest first."""
         with self.registry.session() as session:
-            client = self._client(session, client_id)
-            latest = session.scalars(
-                select(Run).where(Run.client_id == client_id).order_by(Run.created_at.desc()).limit(1)
-            ).first()
-            return client, latest
+            self._client(session, client_id)
+            query = select(Run).where(Run.client_id == client_id)
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+            ).all()
+            return list(rows), total
+
+    def get_client(self, client_id: str, kinds: Sequence[str] | None = None) -> tuple[Client, Run | None]:
+        with self.registry.session() as session:
+            client = self._client(session, client_id, kinds)
+            return client, self._latest(session, client_id)
 
     def list_clients(
         self,
@@ -165,47 +261,61 @@ class ClientService:
             return self._children(session, client_id)
 
     # Finishing ---------------------------------------------------------------------------
-    def finish(self, run_id: str, *, ok: bool, message: str, result: dict[str, Any] | None) -> None:
-        """Record a terminal run and what it means for its client."""
+    def end(
+        self, run_id: str, status: RunStatus, message: str, result: dict[str, Any] | None = None
+    ) -> RunStatus | None:
+        """Record a terminal run and what it means for its client; a second report of the
+        same end (two syncers, a restart) changes nothing and returns None."""
         with self.registry.session() as session:
             run = session.get(Run, run_id)
-            if run is None or RunStatus(run.status).terminal:
-                return
-            run.status = RunStatus.completed if ok else RunStatus.failed
-            run.message = message
-            run.result = result
-            run.finished_at = utcnow()
-            client = run.client
-            if run.operation == "provision":
-                client.status = ClientStatus.ready if ok else ClientStatus.failed
-                if ok and result is not None:
-                    client.outputs = result.get("outputs", {})
-            elif run.operation == "destroy":
-                client.status = ClientStatus.destroyed if ok else ClientStatus.failed
-                if ok:
-                    client.outputs = None
-            if run.operation in ("provision", "destroy"):
-                client.status_message = "" if ok else message
+            if run is None or run.terminal:
+                return None
+            run.end(status, message, result)
+            return status
+
+    def awaiting_approval(self, run_id: str, message: str) -> None:
+        with self.registry.session() as session:
+            run = session.get(Run, run_id)
+            if run is not None and run.status == RunStatus.in_progress:
+                run.waiting_for_approval(message)
+
+    def has_live_run(self, client_id: str) -> bool:
+        """A run of this client Prefect is running (not waiting to be dispatched or approved)."""
+        with self.registry.session() as session:
+            return (
+                session.scalars(
+                    select(Run.id).where(Run.client_id == client_id, Run.status == RunStatus.in_progress)
+                ).first()
+                is not None
+            )
+
+    def open_runs(self, limit: int = 500) -> list[Run]:
+        """Runs handed to Prefect and not yet ended, oldest first."""
+        with self.registry.session() as session:
+            return list(
+                session.scalars(
+                    select(Run)
+                    .where(Run.status.in_([RunStatus.in_progress, RunStatus.awaiting_approval]))
+                    .order_by(Run.created_at)
+                    .limit(limit)
+                ).all()
+            )
 
     def mark_dispatched(self, run_id: str, flow_run_id: str) -> None:
         with self.registry.session() as session:
             run = session.get(Run, run_id)
-            if run is None or run.status != RunStatus.accepted:
-                return
-            run.status = RunStatus.in_progress
-            run.flow_run_id = flow_run_id
-            run.message = "flow run created"
-            if run.operation == "provision":
-                run.client.status = ClientStatus.provisioning
-            elif run.operation == "destroy":
-                run.client.status = ClientStatus.destroying
+            if run is not None and run.status == RunStatus.accepted:
+                run.dispatched(flow_run_id)
 
     def note_dispatch_failure(self, run_id: str, reason: str) -> None:
         with self.registry.session() as session:
             run = session.get(Run, run_id)
             if run is not None and run.status == RunStatus.accepted:
-                run.dispatch_attempts += 1
-                run.message = f"waiting for Prefect: {reason}"[:500]
+                run.dispatch_failed(reason)
+
+    def parameters(self, run: Run) -> FlowParameters:
+        """What the run's flow is given: the inputs as they were when it was accepted."""
+        return FlowParameters.model_validate({**run.parameters, "run_id": run.id})
 
     def runs_in(self, status: RunStatus, limit: int = 200) -> list[Run]:
         with self.registry.session() as session:
@@ -216,60 +326,97 @@ class ClientService:
             )
 
     def blocker(self, run: Run) -> tuple[bool, str]:
-        """(wait, reason): sub-clients wait for their parent to be ready before provisioning,
-        parents wait for their sub-clients to be destroyed; a failed prerequisite fails the run."""
+        """(wait, reason): runs of one client go to Prefect one at a time, in order (a run
+        suspended for approval does not hold the others back); sub-clients wait for their
+        parent to be ready before provisioning, parents wait for their sub-clients to be
+        destroyed; a failed prerequisite fails the run."""
         with self.registry.session() as session:
             client = session.get(Client, run.client_id)
             assert client is not None
-            if run.operation == "provision" and client.parent_id:
+            ahead = session.scalars(
+                select(Run.id).where(
+                    Run.client_id == client.id,
+                    Run.status == RunStatus.in_progress,
+                    Run.id != run.id,
+                )
+            ).first()
+            if ahead is not None:
+                return True, f"waiting for run {ahead} of this client to end"
+            if run.operation == Operation.provision and client.parent_id:
                 parent = session.get(Client, client.parent_id)
-                if parent is None or parent.status in (ClientStatus.destroying, ClientStatus.destroyed):
+                if parent is None or parent.gone:
                     return False, f"parent {client.parent_id} is gone"
                 if parent.status == ClientStatus.failed:
                     return False, f"parent {parent.id} failed: {parent.status_message}"
                 if parent.status != ClientStatus.ready:
                     return True, f"waiting for parent {parent.id} to be provisioned"
-            if run.operation == "destroy":
+            if run.operation == Operation.destroy:
                 for child in self._children(session, client.id):
                     if child.status == ClientStatus.destroyed:
                         continue
-                    destroying = self._open_run(session, child.id, "destroy")
+                    destroying = self._open_run(session, child.id, Operation.destroy)
                     if destroying is None and child.status == ClientStatus.failed:
                         return False, f"sub-client {child.id} could not be destroyed"
                     return True, f"waiting for sub-client {child.id} to be destroyed"
             return False, ""
 
     # Internals ---------------------------------------------------------------------------
-    def _client(self, session: Session, client_id: str) -> Client:
+    def _run(self, session: Session, run_id: str) -> Run:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    def _latest(self, session: Session, client_id: str) -> Run | None:
+        return session.scalars(
+            select(Run).where(Run.client_id == client_id).order_by(Run.created_at.desc()).limit(1)
+        ).first()
+
+    def _client(self, session: Session, client_id: str, kinds: Sequence[str] | None = None) -> Client:
         client = session.get(Client, client_id)
-        if client is None:
-            raise NotFound(f"client {client_id} not found")
+        if client is None or (kinds and client.kind not in kinds):
+            what = "client" if not kinds else " or ".join(kinds)
+            raise NotFound(f"{what} {client_id} not found")
         return client
 
     def _children(self, session: Session, client_id: str) -> list[Client]:
         return list(session.scalars(select(Client).where(Client.parent_id == client_id)).all())
 
-    def _open_run(self, session: Session, client_id: str, operation: str) -> Run | None:
+    def _open_run(self, session: Session, client_id: str, operation: Operation) -> Run | None:
         return session.scalars(
             select(Run).where(
-                Run.client_id == client_id,
-                Run.operation == operation,
-                Run.status.in_([RunStatus.accepted, RunStatus.in_progress]),
+                Run.client_id == client_id, Run.operation == operation.value, Run.status.in_(OPEN_RUN)
             )
         ).first()
 
     def _new_run(
-        self, session: Session, client: Client, operation: str, key: str | None, body_print: str
+        self,
+        session: Session,
+        client: Client,
+        operation: Operation,
+        key: str | None,
+        body_print: str,
+        inputs: dict[str, Any] | None = None,
+        approval: Approval | None = None,
     ) -> Run:
+        run_id = new_id()
+        needs_approval = (approval or client.approval) == Approval.required
+        params = FlowParameters(
+            run_id=run_id,
+            client_id=client.id,
+            target=client.target,
+            inputs=client.inputs if inputs is None else inputs,
+            approval_required=needs_approval and operation is Operation.provision,
+        )
         run = Run(
-            id=new_id(),
+            id=run_id,
             client=client,
-            operation=operation,
+            operation=operation.value,
             status=RunStatus.accepted,
             message="accepted; waiting for Prefect",
             idempotency_key=key,
             fingerprint=body_print,
-            parameters={"client_id": client.id, "target": client.target, "inputs": client.inputs},
+            parameters=params.model_dump(mode="json"),
         )
         session.add(run)
         session.flush()
@@ -289,7 +436,7 @@ class ClientService:
             raise Conflict(f"client {existing.id} already exists with a different request body")
         first = session.scalars(
             select(Run)
-            .where(Run.client_id == existing.id, Run.operation == "provision")
+            .where(Run.client_id == existing.id, Run.operation == Operation.provision.value)
             .order_by(Run.created_at.desc())
             .limit(1)
         ).first()

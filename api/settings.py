@@ -1,4 +1,4 @@
-"""Gateway settings: auth, the registry URL, the dispatcher's pace."""
+"""Gateway settings: auth, the registry (URL and backups), the dispatcher's pace."""
 
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ class GatewaySettings(BaseSettings):
     sync_interval_seconds: float = Field(
         1.0, gt=0, description="How often in-progress runs are read back from Prefect."
     )
+    late_run_seconds: float = Field(
+        600, gt=0, description="A flow run no worker has started after this long is cancelled and failed."
+    )
+    database_backup_bucket: str | None = Field(
+        None, description="GCS bucket for SQLite registry backups; unset: no backups."
+    )
+    database_backup_interval_seconds: float = Field(300, gt=0, description="Seconds between backups.")
+    database_backup_object: str = Field("clients.db", description="Object name of the backup.")
 
     @property
     def registry_url(self) -> str:

@@ -51,10 +51,14 @@ def main() -> None:
         root = Path(tmp)
         hand = by_hand(root / "hand")
         with stack(root / "stack") as running:
+            from flows.contract import FlowParameters
             from flows.provision import provision
 
             started = time.perf_counter()
-            state = provision(client_id=str(uuid.uuid4()), target="local", inputs=REQUEST, return_state=True)
+            params = FlowParameters(
+                run_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()), target="local", inputs=REQUEST
+            )
+            state = provision(params=params, return_state=True)
             in_flow = time.perf_counter() - started
             assert state.is_completed(), state.message
 

@@ -13,12 +13,20 @@ from datetime import timedelta
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.flows import Flow
+from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 
 from flows.workflows import Workflow, workflows
@@ -27,9 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def load_flow(entry: Workflow) -> Flow[..., object]:
-    path, attr = entry.entrypoint.split(":")
-    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-    found = getattr(module, attr)
+    path, attr = entry.entrypoint.rsplit(".", 1)
+    found = getattr(importlib.import_module(path), attr)
     assert isinstance(found, Flow), f"{entry.entrypoint} is not a flow"
     return found
 
@@ -83,6 +90,9 @@ async def ensure_zombie_automation(within_seconds: int = 90) -> None:
                 "prefect.flow-run.Failed",
                 "prefect.flow-run.Cancelled",
                 "prefect.flow-run.Crashed",
+                # A run suspended for approval has no process and sends no heartbeat.
+                "prefect.flow-run.Suspended",
+                "prefect.flow-run.Paused",
             },
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
             for_each={"prefect.resource.id"},
@@ -97,3 +107,27 @@ async def ensure_zombie_automation(within_seconds: int = 90) -> None:
             )
         ],
     ).acreate()
+
+
+ORPHANED = "the stack stopped while this run was running (its process is gone); retry the client"
+
+
+async def crash_orphaned_runs(work_pool: str) -> list[str]:
+    """Mark Crashed every run of the pool that Prefect believes is running: called by
+    ``tenantform up`` before it starts its worker, when no process of the pool can exist."""
+    crashed: list[str] = []
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(
+                        any_=[StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
+                    )
+                )
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool])),
+        )
+        for flow_run in runs:
+            await client.set_flow_run_state(flow_run.id, Crashed(message=ORPHANED), force=True)
+            crashed.append(flow_run.name)
+    return crashed

@@ -20,8 +20,8 @@ from types import FrameType
 import httpx
 
 from deployments.processes import Child, PortTaken, ensure_free, with_project_python
+from flows.workflows import work_pool_name
 
-WORK_POOL = "tenantform"
 TUNED_PREFECT_ENV = {
     # Measured in bench/dispatch_latency.py: the worker's poll is most of the wait.
     "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -31,6 +31,9 @@ TUNED_PREFECT_ENV = {
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
+    # Leases of concurrency slots survive a server restart (the default keeps them in
+    # memory, so a restart left a dead run's slot taken for good).
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
 }
 
 
@@ -133,10 +136,15 @@ class Stack:
             print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
             _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
 
-        from deployments.apply import apply_deployments, ensure_zombie_automation
+        from deployments.apply import apply_deployments, crash_orphaned_runs, ensure_zombie_automation
 
         applied = asyncio.run(apply_deployments())
         asyncio.run(ensure_zombie_automation())
+        if cfg.prefect_api_url is None:
+            # Our own server and no worker of ours yet: a run still marked running lost its
+            # process when the stack last stopped (a power cut, a SIGKILL).
+            for name in asyncio.run(crash_orphaned_runs(work_pool_name())):
+                print(f"crashed {name}: its process died when the stack last stopped", flush=True)
         print(f"applied deployments: {', '.join(applied)}", flush=True)
 
         self._spawn(
@@ -146,7 +154,7 @@ class Stack:
                 "worker",
                 "start",
                 "--pool",
-                WORK_POOL,
+                work_pool_name(),
                 "--type",
                 "process",
                 "--limit",

@@ -7,9 +7,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger, tags, task
 
+from flows.contract import FlowParameters, Operation, RunResult, publish
 from flows.jobs import Job
 from flows.locks import client_lock
-from flows.provision import RunResult, publish
+from flows.provision import run_name
 from flows.schema import apply_schema
 from flows.settings import get_settings
 from flows.tasks import TASK_OPTIONS, prepare_vars, retrying, terraform_init
@@ -40,11 +41,12 @@ def apply_client_schema(job: Job, reference: str) -> list[str]:
     return applied
 
 
-@flow(name="create-tables", flow_run_name="create-tables-{target}-{client_id}", persist_result=True)
-def create_tables(client_id: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+@flow(name="create-tables", flow_run_name=run_name, persist_result=True)
+def create_tables(params: FlowParameters) -> dict[str, Any]:
     """Apply the hospital schema to the client's database."""
     settings = get_settings()
-    job = Job.create(settings, client_id, target, inputs)
+    client_id, target = params.client_id, params.target
+    job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
     retry = retrying(settings)
     with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
         prepare_vars.with_options(**retry)(job)
@@ -52,7 +54,8 @@ def create_tables(client_id: str, target: str, inputs: dict[str, Any]) -> dict[s
         reference = secret_reference.with_options(**retry)(job)
         applied = apply_client_schema.with_options(**retry)(job, reference)
     result = RunResult(
-        operation="create-tables",
+        run_id=params.run_id,
+        operation=Operation.create_tables,
         client_id=client_id,
         target=target,
         terraform=str(job.terraform().binary),

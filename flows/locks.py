@@ -51,5 +51,10 @@ def client_lock(client_id: str, fleet_size: int) -> Iterator[None]:
     name = client_limit_name(client_id)
     ensure_limit(name, 1)
     ensure_limit(FLEET_LIMIT, fleet_size)
-    with concurrency(name, occupy=1, strict=True), concurrency(FLEET_LIMIT, occupy=1, strict=True):
+    # A short lease frees the slots of a holder that died without a word within about a
+    # minute; a failed renewal (Prefect restarting) must not cancel a running apply.
+    with (
+        concurrency(name, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
+        concurrency(FLEET_LIMIT, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
+    ):
         yield

@@ -1,4 +1,5 @@
-"""The flows: provision (prepare-vars → init → apply → outputs), destroy, plan.
+"""The flows: provision (prepare-vars → init → apply → outputs, or plan → approval →
+apply the saved plan), destroy, plan.
 
 Parameters never carry secrets: credentials reach Terraform through the worker's
 environment or blocks, and generated passwords stay inside Terraform state.
@@ -6,13 +7,12 @@ environment or blocks, and generated passwords stay inside Terraform state.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger, tags
-from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from flows.contract import FlowParameters, Operation, ResourceChange, RunResult, publish, publish_plan
 from flows.jobs import Job
 from flows.locks import client_lock
 from flows.settings import get_settings
@@ -22,97 +22,132 @@ from flows.tasks import (
     read_outputs,
     retrying,
     terraform_apply,
+    terraform_apply_plan,
     terraform_destroy,
     terraform_init,
     terraform_plan,
 )
-from flows.terraform.events import ChangeSummary
-
-Operation = Literal["provision", "destroy", "plan", "create-tables"]
-
-
-class RunResult(BaseModel):
-    """What the gateway shows for a finished run; persisted and published as an artifact."""
-
-    operation: Operation
-    client_id: str
-    target: str
-    terraform: str
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    sensitive_outputs: list[str] = Field(default_factory=list)
-    change_summary: ChangeSummary | None = None
-    drift: list[str] = Field(default_factory=list)
-    has_changes: bool = False
+from flows.terraform.events import CommandResult
+from flows.terraform.modules import module_version
 
 
-def artifact_key(operation: Operation, client_id: str) -> str:
-    return f"{operation}-{client_id}".lower()
+class Decision(BaseModel):
+    """What POST /api/runs/{run_id}/approve hands a run suspended for approval."""
+
+    approve: bool
 
 
-_FENCE_OPEN, _FENCE_CLOSE = "```json\n", "\n```"
-
-
-def publish(result: RunResult) -> None:
-    """An artifact lives on the Prefect server, so a gateway on another machine can read
-    it without access to result storage. Markdown so the Prefect UI shows it too."""
-    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
-    create_markdown_artifact(
-        key=artifact_key(result.operation, result.client_id),
-        markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
-        description=f"tenantform {result.operation} of {result.target} for {result.client_id}",
-    )
-
-
-def read_published(markdown: str) -> dict[str, Any]:
-    """The inverse of ``publish``."""
-    body = markdown.removeprefix(_FENCE_OPEN).removesuffix(_FENCE_CLOSE)
-    return json.loads(body)  # type: ignore[no-any-return]
-
-
-def _run(operation: Operation, client_id: str, target: str, inputs: dict[str, Any]) -> RunResult:
+def _run(operation: Operation, params: FlowParameters) -> RunResult:
     settings = get_settings()
-    job = Job.create(settings, client_id, target, inputs)
-    logger = get_run_logger()
-    with tags(f"client:{client_id}", f"target:{target}"), client_lock(client_id, settings.fleet_concurrency):
-        retry = retrying(settings)
-        prepare_vars.with_options(**retry)(job)
-        if operation != "destroy":
-            preflight.with_options(**retry)(job)
-        terraform_init.with_options(**retry)(job)
-        result = RunResult(
-            operation=operation,
-            client_id=client_id,
-            target=target,
-            terraform=str(job.terraform().binary),
-        )
-        if operation == "provision":
-            applied = terraform_apply.with_options(**retry)(job)
-            result.change_summary = applied.change_summary
-            result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
-        elif operation == "destroy":
-            result.change_summary = terraform_destroy.with_options(**retry)(job).change_summary
+    client_id, target = params.client_id, params.target
+    job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
+    result = RunResult(
+        run_id=params.run_id,
+        operation=operation,
+        client_id=client_id,
+        target=target,
+        terraform=str(job.terraform().binary),
+        module_version=module_version(job.target.module),
+    )
+    with tags(f"client:{client_id}", f"target:{target}"):
+        if operation is Operation.provision and params.approval_required:
+            _plan_approve_apply(job, result)
         else:
-            planned = terraform_plan.with_options(**retry)(job)
-            result.change_summary, result.drift = planned.change_summary, planned.drift
-            result.has_changes = planned.exit_code == 2
-    logger.info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)
+            with client_lock(client_id, settings.fleet_concurrency):
+                _prepare(job, check=operation is not Operation.destroy)
+                _act(job, result)
+    get_run_logger().info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)
     publish(result)
     return result
 
 
-@flow(name="provision", flow_run_name="provision-{target}-{client_id}", persist_result=True)
-def provision(client_id: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+def _prepare(job: Job, *, check: bool) -> None:
+    retry = retrying(job.settings)
+    prepare_vars.with_options(**retry)(job)
+    if check:
+        preflight.with_options(**retry)(job)
+    terraform_init.with_options(**retry)(job)
+
+
+def _act(job: Job, result: RunResult) -> None:
+    retry = retrying(job.settings)
+    if result.operation is Operation.provision:
+        applied = terraform_apply.with_options(**retry)(job)
+        result.change_summary, result.changes = applied.change_summary, _changes(applied)
+        result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
+    elif result.operation is Operation.destroy:
+        destroyed = terraform_destroy.with_options(**retry)(job)
+        result.change_summary, result.changes = destroyed.change_summary, _changes(destroyed)
+    else:
+        _plan_into(result, terraform_plan.with_options(**retry)(job))
+
+
+def _plan_into(result: RunResult, planned: CommandResult) -> None:
+    result.change_summary, result.drift = planned.change_summary, planned.drift
+    result.changes = _changes(planned)
+    result.has_changes = planned.exit_code == 2
+
+
+def _changes(command: CommandResult) -> list[ResourceChange]:
+    pairs = (p.partition(" ") for p in command.planned)
+    return [ResourceChange(action=action, address=address) for action, _, address in pairs]
+
+
+def _plan_approve_apply(job: Job, result: RunResult) -> None:
+    """Plan into a file bound to the state it was made against, publish the plan, suspend
+    (the worker slot is freed while a person decides), then apply exactly that file.
+    Resuming re-runs the flow from the top: the saved file says the plan is done."""
+    from prefect.flow_runs import suspend_flow_run
+    from prefect.runtime import flow_run
+
+    settings, retry = job.settings, retrying(job.settings)
+    plan_file = job.workspace.plan_path(result.run_id)
+    if not plan_file.exists():
+        if flow_run.run_count > 1:
+            raise RuntimeError("the saved plan of this run is not on this worker; plan again (retry)")
+        with client_lock(job.client_id, settings.fleet_concurrency):
+            _prepare(job, check=True)
+            _plan_into(result, terraform_plan.with_options(**retry)(job, out=plan_file))
+        if not result.has_changes:
+            plan_file.unlink(missing_ok=True)
+            result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
+            return
+        publish_plan(result)
+    decision = suspend_flow_run(
+        wait_for_input=Decision, key="approval", timeout=int(settings.approval_timeout_seconds)
+    )
+    try:
+        if not decision.approve:
+            raise RuntimeError("plan rejected")
+        with client_lock(job.client_id, settings.fleet_concurrency):
+            applied = terraform_apply_plan.with_options(**retry)(job, plan_file)
+            result.change_summary, result.changes = applied.change_summary, _changes(applied)
+            result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
+    finally:
+        plan_file.unlink(missing_ok=True)
+
+
+def run_name() -> str:
+    """``<operation>-<target>-<client>``, as the Prefect UI lists runs."""
+    from prefect.runtime import flow_run
+
+    params = FlowParameters.model_validate(flow_run.parameters["params"])
+    return f"{flow_run.flow_name}-{params.target}-{params.client_id}"
+
+
+@flow(name="provision", flow_run_name=run_name, persist_result=True)
+def provision(params: FlowParameters) -> dict[str, Any]:
     """Create or update a client's stack and return its (non-sensitive) outputs."""
-    return _run("provision", client_id, target, inputs).model_dump(mode="json")
+    return _run(Operation.provision, params).model_dump(mode="json")
 
 
-@flow(name="destroy", flow_run_name="destroy-{target}-{client_id}", persist_result=True)
-def destroy(client_id: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+@flow(name="destroy", flow_run_name=run_name, persist_result=True)
+def destroy(params: FlowParameters) -> dict[str, Any]:
     """Destroy everything a client's stack holds."""
-    return _run("destroy", client_id, target, inputs).model_dump(mode="json")
+    return _run(Operation.destroy, params).model_dump(mode="json")
 
 
-@flow(name="plan", flow_run_name="plan-{target}-{client_id}", persist_result=True)
-def plan(client_id: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+@flow(name="plan", flow_run_name=run_name, persist_result=True)
+def plan(params: FlowParameters) -> dict[str, Any]:
     """Drift check: a plan with -detailed-exitcode; ``has_changes`` tells if apply would act."""
-    return _run("plan", client_id, target, inputs).model_dump(mode="json")
+    return _run(Operation.plan, params).model_dump(mode="json")

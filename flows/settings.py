@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         2, ge=1, description="Terraform runs at once across all clients (CPU-bound locally)."
     )
     lock_timeout: str = Field("60s", description="Terraform -lock-timeout for state locks.")
+    approval_timeout_seconds: float = Field(
+        86400, gt=0, description="How long a plan waits for approval before its run fails."
+    )
     state_backend: Literal["local", "pg"] = Field(
         "local", description="State backend of the local* targets: per-client file or PostgreSQL."
     )
@@ -48,12 +51,7 @@ class Settings(BaseSettings):
         None, description="Secret Manager REST endpoint override (an emulator such as drongo)."
     )
 
-    # Registry backup and GCP credentials (the hospital document) ----------------------------
-    database_backup_bucket: str | None = Field(
-        None, description="GCS bucket for SQLite registry backups; unset: no backups."
-    )
-    database_backup_interval_seconds: float = Field(300, gt=0, description="Seconds between backups.")
-    database_backup_object: str = Field("clients.db", description="Object name of the backup.")
+    # GCP credentials (the hospital document) ----------------------------------------------
     google_credentials_file: Path = Field(
         Path("terraform-sa.json"), description="Service-account key used when present, else ADC."
     )

@@ -4,6 +4,7 @@ so a flow retry re-runs Terraform instead of marking it ``Cached``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import Task, get_run_logger, task
@@ -68,8 +69,13 @@ def terraform_apply(job: Job) -> CommandResult:
 
 
 @task(name="terraform-plan", **TASK_OPTIONS)
-def terraform_plan(job: Job) -> CommandResult:
-    return job.terraform(get_run_logger().info).plan()
+def terraform_plan(job: Job, out: Path | None = None) -> CommandResult:
+    return job.terraform(get_run_logger().info).plan(out=out)
+
+
+@task(name="terraform-apply-plan", **TASK_OPTIONS)
+def terraform_apply_plan(job: Job, plan_file: Path) -> CommandResult:
+    return job.terraform(get_run_logger().info).apply_plan(plan_file)
 
 
 @task(name="terraform-destroy", **TASK_OPTIONS)

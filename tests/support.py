@@ -7,12 +7,22 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from deployments.processes import with_project_python
+from deployments.stack import TUNED_PREFECT_ENV
+from flows.contract import FlowParameters
+from flows.workflows import work_pool_name
+
+
+def flow_params(client_id: str, target: str, inputs: dict[str, Any]) -> FlowParameters:
+    """What the gateway hands a flow, for tests that call flows in-process."""
+    return FlowParameters(run_id=str(uuid.uuid4()), client_id=client_id, target=target, inputs=inputs)
 
 
 def free_port() -> int:
@@ -52,6 +62,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         proc.wait(timeout=10)
 
 
+LEASE_STORAGE = TUNED_PREFECT_ENV["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"]
+
+
 def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -59,6 +72,9 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": TUNED_PREFECT_ENV[
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
+        ],
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     env.pop("PREFECT_API_URL", None)
@@ -80,7 +96,7 @@ def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def start_worker(env: dict[str, str], log_path: Path, pool: str = "tenantform") -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log_path: Path, pool: str | None = None) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")
     env = with_project_python(env)
     return subprocess.Popen(
@@ -89,7 +105,7 @@ def start_worker(env: dict[str, str], log_path: Path, pool: str = "tenantform") 
             "worker",
             "start",
             "--pool",
-            pool,
+            pool or work_pool_name(),
             "--type",
             "process",
             "--limit",

@@ -216,6 +216,7 @@ def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> Non
     tfvars = json.loads((job.workspace.path / "terraform.tfvars.json").read_text())
     assert (tfvars["client_id"], tfvars["run_id"]) == ("client-1", "run-7")
     assert "request_id" not in tfvars
-    text = (job.workspace.path / "versions.tf").read_text()
+    text = "".join(p.read_text() for p in sorted(job.workspace.path.glob("*.tf")))
     assert re.search(r"\bclient_id\s+= var\.client_id\n", text), text
     assert re.search(r"\brequest_id\s+= var\.run_id\n", text), text
+    assert 'ignore_changes = [tags["request_id"]]' in text, "later runs must not retag"

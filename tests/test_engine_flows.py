@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import flow_params
+
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 REQUEST = {"cloud_provider": "local", "instance_name_prefix": "web", "count": 2}
@@ -26,7 +28,7 @@ def run(flow_name: str, client_id: str, inputs: dict[str, Any] = REQUEST, **opti
     flow = getattr(flows, flow_name)
     if options:
         flow = flow.with_options(**options)
-    return flow(client_id=client_id, target="local", inputs=inputs, return_state=True)
+    return flow(params=flow_params(client_id, "local", inputs), return_state=True)
 
 
 def test_provision_update_destroy(settings: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flows.clouds.local import read_local_secret
+from tests.support import flow_params
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -27,15 +28,15 @@ def test_provision_create_tables_twice_destroy(settings: Any) -> None:
         "environment": "dev",
         "region": "me-central2",
     }
-    provisioned = provision(client_id=cid, target="local-hospital", inputs=inputs, return_state=True)
+    provisioned = provision(params=flow_params(cid, "local-hospital", inputs), return_state=True)
     assert provisioned.is_completed(), provisioned.message
     outputs = provisioned.result()["outputs"]
     url = read_local_secret(outputs["connection_secret"], settings)
     try:
-        first = create_tables(client_id=cid, target="local-hospital", inputs=inputs, return_state=True)
+        first = create_tables(params=flow_params(cid, "local-hospital", inputs), return_state=True)
         assert first.is_completed(), first.message
         assert first.result()["outputs"] == {"applied_versions": ["0001", "0002"]}
-        again = create_tables(client_id=cid, target="local-hospital", inputs=inputs)
+        again = create_tables(params=flow_params(cid, "local-hospital", inputs))
         assert again["outputs"] == {"applied_versions": []}
         assert again["operation"] == "create-tables"
         for body in (provisioned.result(), first.result(), again):
@@ -45,7 +46,7 @@ def test_provision_create_tables_twice_destroy(settings: Any) -> None:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"patients", "staff", "appointments", "schema_migrations"} <= tables
     finally:
-        gone = destroy(client_id=cid, target="local-hospital", inputs=inputs)
+        gone = destroy(params=flow_params(cid, "local-hospital", inputs))
     assert (
         gone["change_summary"]["remove"] == 8
     )  # network, instance, database, password, user, 2 buckets, secret

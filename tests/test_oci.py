@@ -213,3 +213,4 @@ def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> Non
     text = (job.workspace.path / "main.tf").read_text()
     assert re.search(r"\bclient_id\s+= var\.client_id\n", text), text
     assert re.search(r"\brequest_id\s+= var\.run_id\n", text), text
+    assert 'ignore_changes = [freeform_tags["request_id"]]' in text, "later runs must not retag"

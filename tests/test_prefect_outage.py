@@ -77,7 +77,7 @@ def test_requests_accepted_during_an_outage_run_exactly_once(tmp_path: Path) -> 
 
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             tags = asyncio.run(flow_runs())
-        per_request = [sum(f"request:{i}" in t for t in tags) for i in ids]
+        per_request = [sum(f"run:{i}" in t for t in tags) for i in ids]
         assert per_request == [1, 1, 1], tags
     finally:
         if worker is not None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from flows.registry.backup import RegistryBackup, backup_from_settings
+from api.registry.backup import RegistryBackup, backup_from_settings
+from api.settings import GatewaySettings
 from flows.settings import Settings
 from tests.emulators.fake_gcs import fake_gcs
 
@@ -120,6 +121,11 @@ def test_stop_takes_a_final_backup(bucket: Any, tmp_path: Path) -> None:
 
 def test_backups_are_skipped_for_postgres_and_without_a_bucket(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
-        assert backup_from_settings(Settings(database_backup_bucket="b"), "postgresql+psycopg://x/y") is None
-        assert backup_from_settings(Settings(), "sqlite:////tmp/x.db") is None
+        assert (
+            backup_from_settings(
+                GatewaySettings(database_backup_bucket="b", database_url="postgresql+psycopg://x/y")
+            )
+            is None
+        )
+        assert backup_from_settings(GatewaySettings(database_url="sqlite:////tmp/x.db")) is None
     assert "not SQLite" in caplog.text and "DATABASE_BACKUP_BUCKET" in caplog.text

@@ -1,15 +1,28 @@
-"""The generic client API: list, status, outputs, delete, and runs."""
+"""The generic client API: list, status, outputs, change, retry, plan, delete, and runs
+(history, approve, reject, cancel)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
-from api.schemas import Accepted, ClientList, ClientView, OutputsView, RunView, TaskView
+from api.registry.models import Approval
+from api.schemas import (
+    Accepted,
+    ClientList,
+    ClientSettings,
+    ClientView,
+    OutputsView,
+    RunList,
+    RunSummary,
+    RunView,
+    TaskView,
+)
+from flows.contract import Operation
 
 router = APIRouter(prefix="/api", tags=["clients"], dependencies=[ApiKey])
 
@@ -35,7 +48,7 @@ def client_outputs(client_uuid: UUID, service: Service) -> OutputsView:
     """Terraform outputs; values Terraform marks sensitive are never returned, only named."""
     client, latest = service.get_client(str(client_uuid))
     hidden: list[str] = []
-    if latest is not None and latest.operation == "provision" and latest.result:
+    if latest is not None and latest.operation == Operation.provision and latest.result:
         hidden = latest.result.get("sensitive_outputs", [])
     return OutputsView(
         client_uuid=client.id, status=client.status, outputs=client.outputs or {}, sensitive_outputs=hidden
@@ -49,8 +62,96 @@ def delete_client(
     cascade: Annotated[bool, Query(description="Also destroy sub-clients (sub-hospitals).")] = False,
 ) -> Accepted:
     """Destroy the client's stack through a flow run."""
-    accepted = service.start_operation(str(client_uuid), "destroy", cascade=cascade)
+    accepted = service.start_operation(str(client_uuid), Operation.destroy, cascade=cascade)
     return Accepted.of(accepted.run, accepted.created)
+
+
+PerRequestApproval = Annotated[
+    Approval | None,
+    Query(description="required: plan, then wait for approval (default: the client's setting)."),
+]
+
+
+@router.patch(
+    "/clients/{client_uuid}",
+    status_code=202,
+    response_model=Accepted,
+    responses={200: {"model": Accepted, "description": "The patch changes nothing: no run started."}},
+)
+def change_client(
+    client_uuid: UUID,
+    service: Service,
+    response: Response,
+    patch: Annotated[
+        dict[str, Any],
+        Body(
+            description="A JSON merge patch (RFC 7396) of the client's inputs.",
+            examples=[{"count": 3}],
+            media_type="application/merge-patch+json",
+        ),
+    ],
+    approval: PerRequestApproval = None,
+) -> Accepted:
+    """Validated by the target's own model; a provision run applies the difference."""
+    accepted = service.update_client(str(client_uuid), patch, approval=approval)
+    if accepted is None:
+        response.status_code = 200
+        client, latest = service.get_client(str(client_uuid))
+        return Accepted.unchanged(client.id, latest)
+    return Accepted.of(accepted.run, accepted.created)
+
+
+@router.put("/clients/{client_uuid}/settings", response_model=ClientView)
+def client_settings(client_uuid: UUID, body: ClientSettings, service: Service) -> ClientView:
+    service.set_approval(str(client_uuid), body.approval)
+    client, latest = service.get_client(str(client_uuid))
+    return ClientView.of(client, latest)
+
+
+@router.post("/clients/{client_uuid}/retry", status_code=202, response_model=Accepted)
+def retry_client(client_uuid: UUID, service: Service, approval: PerRequestApproval = None) -> Accepted:
+    """The last run again (same operation, same inputs); 409 unless it failed or was cancelled."""
+    accepted = service.retry(str(client_uuid), approval=approval)
+    return Accepted.of(accepted.run, accepted.created)
+
+
+@router.post("/clients/{client_uuid}/plan", status_code=202, response_model=Accepted)
+def plan_client(client_uuid: UUID, service: Service) -> Accepted:
+    """A speculative plan: the run's result has the change summary and the resources."""
+    accepted = service.start_operation(str(client_uuid), Operation.plan)
+    return Accepted.of(accepted.run, accepted.created)
+
+
+@router.get("/clients/{client_uuid}/runs", response_model=RunList)
+def client_runs(client_uuid: UUID, service: Service, limit: Limit = 50, offset: Offset = 0) -> RunList:
+    """Newest first."""
+    runs, total = service.runs_of(str(client_uuid), limit=limit, offset=offset)
+    return RunList(total=total, limit=limit, offset=offset, runs=[RunSummary.of(r) for r in runs])
+
+
+@router.post("/runs/{run_id}/approve", response_model=RunSummary)
+async def approve_run(run_id: UUID, service: Service, prefect: Prefect) -> RunSummary:
+    """Apply exactly the plan the run saved; a plan made stale by another apply is refused."""
+    flow_run_id = service.awaiting_approval_flow_run(str(run_id))
+    try:
+        await prefect.resume(flow_run_id, {"approve": True})
+    except Exception as exc:
+        raise HTTPException(503, f"Prefect did not take the approval: {exc}") from None
+    return RunSummary.of(service.approve(str(run_id)))
+
+
+@router.post("/runs/{run_id}/reject", response_model=RunSummary)
+def reject_run(run_id: UUID, service: Service) -> RunSummary:
+    """End a run awaiting approval without applying its plan."""
+    service.awaiting_approval_flow_run(str(run_id))
+    return RunSummary.of(service.cancel(str(run_id), "plan rejected"))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunSummary)
+def cancel_run(run_id: UUID, service: Service) -> RunSummary:
+    """Works in every open state; Terraform is interrupted so that it releases its lock and
+    the run ends ``cancelled``. 409 when the run has already ended."""
+    return RunSummary.of(service.cancel(str(run_id), "cancelled through the API"))
 
 
 @router.get("/runs/{run_id}", response_model=RunView)

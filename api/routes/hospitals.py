@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query
 from api.auth import ApiKey
 from api.deps import Service
 from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted
-from api.service import Conflict, NotFound
+from api.service import Conflict
 from flows.clouds.hospital import HospitalRequest
+from flows.contract import Operation
 from flows.settings import get_settings
 from flows.targets import hospital_targets
 
@@ -41,10 +42,7 @@ def register_sub_hospital(parent_uuid: UUID, body: HospitalRequest, service: Ser
     parent, _ = service.get_client(str(parent_uuid))
     if parent.kind != "hospital":
         raise Conflict(f"client {parent_uuid} is a {parent.kind}, not a hospital")
-    if parent.status in ("destroying", "destroyed", "failed"):
-        raise Conflict(
-            f"parent hospital {parent_uuid} is {parent.status}: {parent.status_message}".rstrip(": ")
-        )
+    parent.require_can_host_children()
     if body.client_uuid == parent_uuid:
         raise Conflict("a hospital cannot be its own sub-hospital")
     _, sub_target = hospital_targets(get_settings())
@@ -75,18 +73,11 @@ def list_hospitals(
 
 @router.get("/{client_uuid}/status", response_model=ClientView)
 def hospital_status(client_uuid: UUID, service: Service) -> ClientView:
-    client, latest = service.get_client(str(client_uuid))
-    if client.kind not in HOSPITAL_KINDS:
-        raise NotFound(f"hospital {client_uuid} not found")
+    client, latest = service.get_client(str(client_uuid), kinds=HOSPITAL_KINDS)
     return ClientView.of(client, latest)
 
 
 @router.post("/{client_uuid}/create-tables", status_code=202, response_model=Accepted)
 def create_tables(client_uuid: UUID, service: Service) -> Accepted:
-    client, _ = service.get_client(str(client_uuid))
-    if client.kind not in HOSPITAL_KINDS:
-        raise NotFound(f"hospital {client_uuid} not found")
-    if client.status != "ready":
-        raise Conflict(f"hospital {client_uuid} is {client.status}; create-tables needs it ready")
-    accepted = service.start_operation(str(client_uuid), "create-tables")
+    accepted = service.start_operation(str(client_uuid), Operation.create_tables, kinds=HOSPITAL_KINDS)
     return Accepted.of(accepted.run, accepted.created)

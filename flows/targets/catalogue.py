@@ -11,6 +11,11 @@ from flows.clouds.instances import InstancesOutputs
 from flows.targets.target import Target
 from flows.terraform.backends import BackendPolicy, cloud_backend, gcs_backend, local_or_pg_backend
 
+HOSPITAL_IMMUTABLE = ("client_uuid", "client_name", "region")
+"""The database is named from ``client_name``: renaming would drop it and its data."""
+SUB_HOSPITAL_IMMUTABLE = (*HOSPITAL_IMMUTABLE, "parent_uuid", "parent_target")
+INSTANCES_IMMUTABLE = ("cloud_provider", "provider_config.region")
+
 LOCAL_HOSPITAL = Target(
     name="local-hospital",
     module="local-hospital",
@@ -19,6 +24,7 @@ LOCAL_HOSPITAL = Target(
     backend=local_or_pg_backend,
     description="A hospital on localcloud: SQL instance (SQLite or MariaDB), buckets, secret, network.",
     read_secret=local.read_local_secret,
+    immutable=HOSPITAL_IMMUTABLE,
 )
 
 GCP_HOSPITAL = Target(
@@ -30,6 +36,7 @@ GCP_HOSPITAL = Target(
     description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
     preflight=gcp.preflight,
     read_secret=gcp.read_gcp_secret,
+    immutable=HOSPITAL_IMMUTABLE,
 )
 
 HOSPITAL_PARENTS: Mapping[str, BackendPolicy] = MappingProxyType(
@@ -55,6 +62,7 @@ TARGETS: tuple[Target, ...] = (
         outputs=InstancesOutputs,
         backend=local_or_pg_backend,
         description="Instances on localcloud, the embedded default: no cloud account needed.",
+        immutable=("cloud_provider",),
     ),
     LOCAL_HOSPITAL,
     Target(
@@ -65,6 +73,7 @@ TARGETS: tuple[Target, ...] = (
         backend=local_or_pg_backend,
         description="A sub-hospital on localcloud: own database, user and secret on the parent's instance.",
         read_secret=local.read_local_secret,
+        immutable=SUB_HOSPITAL_IMMUTABLE,
     ),
     GCP_HOSPITAL,
     Target(
@@ -76,6 +85,7 @@ TARGETS: tuple[Target, ...] = (
         description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
         preflight=gcp.preflight,
         read_secret=gcp.read_gcp_secret,
+        immutable=SUB_HOSPITAL_IMMUTABLE,
     ),
     Target(
         name="aws-ec2",
@@ -86,6 +96,7 @@ TARGETS: tuple[Target, ...] = (
         description="EC2 instances (hashicorp/aws); state in S3 with DynamoDB locking.",
         preflight=aws.preflight,
         readback=aws.readback,
+        immutable=INSTANCES_IMMUTABLE,
     ),
     Target(
         name="oci-baremetal",
@@ -97,5 +108,6 @@ TARGETS: tuple[Target, ...] = (
         preflight=oci.preflight,
         readback=oci.readback,
         terraform_env=oci.oci_terraform_env,
+        immutable=INSTANCES_IMMUTABLE,
     ),
 )

@@ -38,6 +38,9 @@ class Target:
     read_secret: SecretReader | None = None
     terraform_env: Callable[[], dict[str, str]] | None = None
     """Extra environment for Terraform (e.g. credentials mapped to TF_VAR_*)."""
+    immutable: tuple[str, ...] = ()
+    """Input paths (dotted) a change of the client may not touch: changing them would
+    rebuild the stack elsewhere or lose its data (a hospital's region, its database name)."""
 
     def parse_inputs(self, raw: dict[str, Any]) -> Any:
         return self.inputs.model_validate(raw)

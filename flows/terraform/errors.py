@@ -41,11 +41,18 @@ class TransientError(TerraformError):
     retryable = True
 
 
+class StalePlanError(TerraformError):
+    """The state changed after the plan was saved: Terraform refuses to apply it."""
+
+    kind = "stale_plan"
+
+
 class UnknownTerraformError(TerraformError):
     kind = "unknown"
 
 
 _PATTERNS: tuple[tuple[type[TerraformError], re.Pattern[str]], ...] = (
+    (StalePlanError, re.compile(r"Saved plan is stale|plan file can no longer be applied", re.I)),
     (StateLockedError, re.compile(r"acquiring the state lock|state lock|ConditionalCheckFailed", re.I)),
     (
         CredentialsError,

@@ -8,7 +8,9 @@ parse the ``-json`` events. ``subprocess`` without a shell gives us all three.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +36,7 @@ class Terraform:
         log: LogFn | None = None,
         lock_timeout: str = "60s",
         backend_config: dict[str, str] | None = None,
+        interrupt_grace: float = 120.0,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
@@ -42,6 +45,7 @@ class Terraform:
         self.log = log or (lambda _line: None)
         self.lock_timeout = lock_timeout
         self.backend_config = backend_config or {}
+        self.interrupt_grace = interrupt_grace
 
     # Commands ----------------------------------------------------------------------------
     def init(self) -> CommandResult:
@@ -60,12 +64,23 @@ class Terraform:
             log_name="apply",
         )
 
-    def plan(self, *, refresh_only: bool = False) -> CommandResult:
-        """Exit code 2 means changes (or drift): a result, not a failure."""
+    def plan(self, *, refresh_only: bool = False, out: Path | None = None) -> CommandResult:
+        """Exit code 2 means changes (or drift): a result, not a failure. With ``out`` the
+        plan is saved, bound to the state it was made against."""
         args = ["-input=false", "-json", "-detailed-exitcode", f"-lock-timeout={self.lock_timeout}"]
         if refresh_only:
             args.append("-refresh-only")
+        if out is not None:
+            args.append(f"-out={out}")
         return self._run("plan", args, log_name="plan", ok_codes=(0, 2))
+
+    def apply_plan(self, plan_file: Path) -> CommandResult:
+        """Apply exactly a saved plan; Terraform refuses it if the state moved since."""
+        return self._run(
+            "apply",
+            ["-input=false", "-json", f"-lock-timeout={self.lock_timeout}", str(plan_file)],
+            log_name="apply",
+        )
 
     def destroy(self) -> CommandResult:
         return self._run(
@@ -110,15 +125,25 @@ class Terraform:
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
+                # Its own session: a signal to the flow run's process group (how the worker
+                # cancels) reaches Terraform once, from ``interrupt``; a second one would
+                # make it exit at once, state unsaved.
+                start_new_session=True,
             ) as proc:
                 assert proc.stdout is not None
-                for raw in proc.stdout:
-                    line = self.redact(raw.rstrip("\n"))
-                    log_file.write(line + "\n")
-                    message = self.redact(stream.feed(line))
-                    if message.strip():
-                        self.log(message)
-                exit_code = proc.wait()
+                try:
+                    for raw in proc.stdout:
+                        line = self.redact(raw.rstrip("\n"))
+                        log_file.write(line + "\n")
+                        message = self.redact(stream.feed(line))
+                        if message.strip():
+                            self.log(message)
+                    exit_code = proc.wait()
+                except BaseException:
+                    # Cancelled or stopped: let Terraform stop cleanly, so it writes what it
+                    # did to the state and releases the state lock, before we go.
+                    interrupt(proc, self.interrupt_grace)
+                    raise
         result = stream.result
         result.exit_code = exit_code
         result.duration_seconds = round(time.monotonic() - started, 3)
@@ -126,6 +151,22 @@ class Terraform:
             messages = [d.one_line() for d in result.errors] or _error_lines(stream.text_lines)
             raise classify(messages, command=command, exit_code=exit_code)
         return result
+
+
+def interrupt(proc: subprocess.Popen[str], grace: float) -> None:
+    """What Ctrl-C does: SIGINT to Terraform's process group (its providers included) is
+    its graceful stop: the state is saved and the lock released. SIGKILL only when it will
+    not stop within ``grace``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _error_lines(lines: list[str]) -> list[str]:

@@ -76,6 +76,12 @@ class Workspace:
     def log_path(self, name: str) -> Path:
         return self.path / f"{name}.log"
 
+    def plan_path(self, run_id: str) -> Path:
+        """A run's saved plan (it may hold secret values: the folder is 0700)."""
+        plans = self.path / "plans"
+        plans.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return plans / f"{run_id}.tfplan"
+
     def prepare(self, module: str, tfvars: dict[str, Any], backend: BackendConfig) -> None:
         source = MODULES / module
         if not source.is_dir():

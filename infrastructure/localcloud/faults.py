@@ -9,6 +9,9 @@ under the data dir rather than in memory.
   permanently.
 - ``LOCALCLOUD_FAIL_TRANSIENT_ONCE``: the first create fails with a transient error, once
   per value of the variable (a token, so each test can arm it afresh).
+- A file ``<data dir>/_faults/refuse-<prefix>``: every create of an object whose name starts
+  with ``<prefix>`` fails permanently while the file exists (a fault a test can arm and
+  remove while a worker runs).
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ def before_create(name: str = "") -> None:
     if delay and name.startswith(os.environ.get("LOCALCLOUD_DELAY_NAME_PREFIX", "")):
         time.sleep(delay)
     faults = data_dir() / "_faults"
+    if name and faults.is_dir():
+        for marker in faults.glob("refuse-*"):
+            if name.startswith(marker.name.removeprefix("refuse-")):
+                raise InjectedFault(f"quota exceeded: localcloud refuses {name} (injected permanent failure)")
     token = os.environ.get("LOCALCLOUD_FAIL_TRANSIENT_ONCE")
     if token:
         marker = faults / f"transient-{token}"

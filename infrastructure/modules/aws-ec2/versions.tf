@@ -15,7 +15,6 @@ provider "aws" {
   default_tags {
     tags = {
       client_id  = var.client_id
-      request_id = var.run_id
       managed-by = "tenantform"
     }
   }

@@ -17,4 +17,9 @@ resource "oci_core_instance" "this" {
     source_type = "image"
     source_id   = var.image_id
   }
+  # request_id names the run that created the instance: later runs leave it alone, so a
+  # drift check does not see a change on every run.
+  lifecycle {
+    ignore_changes = [freeform_tags["request_id"]]
+  }
 }

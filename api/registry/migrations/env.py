@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection handed over by ``flows.registry.db.migrate``."""
+"""Alembic environment: runs on the connection handed over by ``api.registry.db.migrate``."""
 
 from alembic import context
 
-from flows.registry.models import Base
+from api.registry.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

@@ -16,8 +16,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flows.registry.db import sqlite_path
-from flows.settings import Settings
+from api.registry.db import sqlite_path
+from api.settings import GatewaySettings
+from flows.clouds.gcp import storage_client
+from flows.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -129,17 +131,15 @@ class RegistryBackup:
             log.exception("final registry backup failed")
 
 
-def backup_from_settings(settings: Settings, database_url: str) -> RegistryBackup | None:
-    path = sqlite_path(database_url)
+def backup_from_settings(settings: GatewaySettings) -> RegistryBackup | None:
+    path = sqlite_path(settings.registry_url)
     if path is None:
         log.info("registry is not SQLite: backups to GCS are skipped (use the database's own backups)")
         return None
     if not settings.database_backup_bucket:
         log.info("DATABASE_BACKUP_BUCKET is not set: registry backups are off")
         return None
-    from flows.clouds.gcp import storage_client
-
-    bucket = storage_client(settings).bucket(settings.database_backup_bucket)
+    bucket = storage_client(get_settings()).bucket(settings.database_backup_bucket)
     return RegistryBackup(
         path, bucket, settings.database_backup_object, settings.database_backup_interval_seconds
     )

@@ -1,0 +1,219 @@
+"""The registry: clients and the runs (requests) that act on them, and the rules of how
+their statuses may change.
+
+The gateway answers lists and statuses from here, so listing 10,000 clients never calls
+Prefect; the dispatcher and the syncer keep it in step with Prefect's flow runs. A status
+changes only through a method of ``Client`` or ``Run``, which refuses a change the
+lifecycle does not allow with ``InvalidTransition``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from flows.contract import Operation
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class InvalidTransition(Exception):
+    """The lifecycle does not allow this change in the current status."""
+
+
+class ClientStatus(enum.StrEnum):
+    pending = "pending"
+    provisioning = "provisioning"
+    ready = "ready"
+    failed = "failed"
+    destroying = "destroying"
+    destroyed = "destroyed"
+
+
+class Approval(enum.StrEnum):
+    auto = "auto"
+    """A provision applies what it plans."""
+    required = "required"
+    """A provision plans, then waits for POST /api/runs/{run_id}/approve."""
+
+
+class RunStatus(enum.StrEnum):
+    accepted = "accepted"
+    """Written to the registry, not yet handed to Prefect."""
+    in_progress = "in_progress"
+    awaiting_approval = "awaiting_approval"
+    """Planned; the flow run is suspended (no worker slot held) until approved or rejected."""
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled)
+
+
+OPEN_RUN = (RunStatus.accepted, RunStatus.in_progress, RunStatus.awaiting_approval)
+
+CLIENT_EFFECTS: dict[Operation, tuple[ClientStatus, ClientStatus]] = {
+    Operation.provision: (ClientStatus.provisioning, ClientStatus.ready),
+    Operation.destroy: (ClientStatus.destroying, ClientStatus.destroyed),
+}
+"""The client's status while an operation runs and after it succeeds; when it fails the
+client is ``failed``. Operations not listed leave the client's status alone."""
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("clients.id"), index=True)
+    inputs: Mapped[dict[str, Any]]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=ClientStatus.pending)
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    outputs: Mapped[dict[str, Any] | None]
+    module_version: Mapped[str | None] = mapped_column(String(64))
+    """Content hash of the Terraform module that built the current state."""
+    approval: Mapped[str] = mapped_column(String(16), default=Approval.auto, server_default="auto")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    runs: Mapped[list[Run]] = relationship(back_populates="client", order_by="Run.created_at")
+
+    @property
+    def gone(self) -> bool:
+        return self.status in (ClientStatus.destroying, ClientStatus.destroyed)
+
+    def require_live(self) -> None:
+        if self.status == ClientStatus.destroyed:
+            raise InvalidTransition(f"client {self.id} is already destroyed")
+
+    def require_ready(self, what: str) -> None:
+        if self.status != ClientStatus.ready:
+            raise InvalidTransition(f"client {self.id} is {self.status}; {what} needs it ready")
+
+    def require_can_host_children(self) -> None:
+        if self.gone or self.status == ClientStatus.failed:
+            detail = f": {self.status_message}" if self.status_message else ""
+            raise InvalidTransition(f"parent {self.id} is {self.status}{detail}")
+
+    def run_started(self, operation: Operation) -> None:
+        if (effect := CLIENT_EFFECTS.get(operation)) is not None:
+            self.status = effect[0]
+
+    def run_finished(self, run: Run) -> None:
+        """What a terminal run means for its client."""
+        effect = CLIENT_EFFECTS.get(Operation(run.operation))
+        if effect is None:
+            return
+        if run.status == RunStatus.cancelled and run.flow_run_id is None:
+            return  # cancelled before Prefect took it: nothing was touched
+        ok = run.status == RunStatus.completed
+        self.status = effect[1] if ok else ClientStatus.failed
+        self.status_message = "" if ok else run.message
+        if ok and effect[1] == ClientStatus.ready:
+            self.outputs = (run.result or {}).get("outputs", {})
+            self.module_version = (run.result or {}).get("module_version") or self.module_version
+        elif ok and effect[1] == ClientStatus.destroyed:
+            self.outputs = None
+            self.module_version = None
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"), index=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.accepted)
+    message: Mapped[str] = mapped_column(Text, default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]]
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    """Set when a person asked to cancel (or reject) the run; the run ends ``cancelled``."""
+
+    client: Mapped[Client] = relationship(back_populates="runs")
+
+    @property
+    def terminal(self) -> bool:
+        return RunStatus(self.status).terminal
+
+    def _require(self, *allowed: RunStatus) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(f"run {self.id} is {self.status}")
+
+    def dispatched(self, flow_run_id: str) -> None:
+        """Prefect took the run: it now has a flow run."""
+        self._require(RunStatus.accepted)
+        self.status = RunStatus.in_progress
+        self.flow_run_id = flow_run_id
+        self.message = "flow run created"
+        self.client.run_started(Operation(self.operation))
+
+    def dispatch_failed(self, reason: str) -> None:
+        """Prefect did not take the run yet; it stays accepted and is tried again."""
+        self._require(RunStatus.accepted)
+        self.dispatch_attempts += 1
+        self.message = f"waiting for Prefect: {reason}"[:500]
+
+    def waiting_for_approval(self, message: str) -> None:
+        self._require(RunStatus.in_progress, RunStatus.awaiting_approval)
+        self.status = RunStatus.awaiting_approval
+        self.message = message
+
+    def resumed(self) -> None:
+        self._require(RunStatus.awaiting_approval, RunStatus.in_progress)
+        self.status = RunStatus.in_progress
+        self.message = "approved; applying the saved plan"
+
+    def request_cancel(self, reason: str) -> None:
+        """Ask for the run to stop. A run Prefect never took ends at once; one in Prefect
+        ends when its flow run does (the syncer sees it Cancelled)."""
+        self._require(*OPEN_RUN)
+        self.cancel_reason = reason
+        if self.status == RunStatus.accepted:
+            self.end(RunStatus.cancelled, reason, None)
+        else:
+            self.message = f"cancelling: {reason}"
+
+    def finish(self, *, ok: bool, message: str, result: dict[str, Any] | None) -> None:
+        self.end(RunStatus.completed if ok else RunStatus.failed, message, result)
+
+    def end(self, status: RunStatus, message: str, result: dict[str, Any] | None) -> None:
+        if not status.terminal:
+            raise InvalidTransition(f"{status} is not an end")
+        self._require(*OPEN_RUN)
+        self.status = status
+        self.message = message
+        self.result = result
+        self.finished_at = utcnow()
+        self.client.run_finished(self)

@@ -1,0 +1,106 @@
+"""The contract between the gateway and the flows: which operations exist, what a flow
+run is given, and what it publishes when it ends. Both sides import this module and
+nothing else of each other, so a parameter or a result field is declared once."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flows.terraform.events import ChangeSummary
+
+
+class Operation(enum.StrEnum):
+    """What a run does to one client. Each has one deployment in ``prefect.yaml``
+    (same name), read by ``flows.workflows``."""
+
+    provision = "provision"
+    destroy = "destroy"
+    plan = "plan"
+    create_tables = "create-tables"
+
+
+class FlowParameters(BaseModel):
+    """The one parameter every client flow takes. Never holds a secret: credentials reach
+    Terraform through the worker's environment, generated passwords stay in state."""
+
+    run_id: str = Field(description="The registry's run (the APIs' request_id).")
+    client_id: str
+    target: str
+    inputs: dict[str, Any]
+    approval_required: bool = Field(
+        False, description="Plan, publish the plan, and wait for approval before applying it."
+    )
+
+    def as_prefect_parameters(self) -> dict[str, Any]:
+        return {"params": self.model_dump(mode="json")}
+
+
+class ResourceChange(BaseModel):
+    address: str
+    action: str = Field(description="create, update, delete, replace, read or noop.")
+
+
+class RunResult(BaseModel):
+    """What the gateway shows for a finished run; published as an artifact."""
+
+    run_id: str
+    operation: Operation
+    client_id: str
+    target: str
+    terraform: str
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    sensitive_outputs: list[str] = Field(default_factory=list)
+    change_summary: ChangeSummary | None = None
+    changes: list[ResourceChange] = Field(
+        default_factory=list, description="Resources the plan or apply acted on or would act on."
+    )
+    drift: list[str] = Field(default_factory=list, description="Resources changed outside Terraform.")
+    has_changes: bool = False
+    module_version: str = Field("", description="Content hash of the Terraform module the run used.")
+
+
+def result_key(operation: Operation, client_id: str) -> str:
+    """One artifact key per client and operation, so the Prefect UI shows its history."""
+    return f"{operation.value}-{client_id}".lower()
+
+
+_FENCE_OPEN, _FENCE_CLOSE = "```json\n", "\n```"
+
+
+def publish(result: RunResult) -> None:
+    """An artifact lives on the Prefect server, so a gateway on another machine reads it
+    without access to result storage. Markdown so the Prefect UI shows it too."""
+    from prefect.artifacts import create_markdown_artifact
+
+    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
+    create_markdown_artifact(
+        key=result_key(result.operation, result.client_id),
+        markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
+        description=f"tenantform {result.operation.value} of {result.target} for {result.client_id}",
+    )
+
+
+def plan_key(client_id: str) -> str:
+    return f"plan-{client_id}".lower()
+
+
+def publish_plan(result: RunResult) -> None:
+    """The plan a run waits to have approved, for the person deciding (Prefect UI, API)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
+    create_markdown_artifact(
+        key=plan_key(result.client_id),
+        markdown=f"Waiting for approval: `POST /api/runs/{result.run_id}/approve` or `/reject`.\n\n"
+        f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
+        description=f"plan of {result.target} for {result.client_id}, waiting for approval",
+    )
+
+
+def read_published(markdown: str) -> RunResult:
+    """The inverse of ``publish``."""
+    return RunResult.model_validate_json(markdown.removeprefix(_FENCE_OPEN).removesuffix(_FENCE_CLOSE))
