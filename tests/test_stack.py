@@ -3,6 +3,7 @@ HTTP, SIGTERM, nothing left behind; then a second ``up`` on the same data dir.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -25,7 +26,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _up(data_dir: Path, port: int, prefect_port: int, log: Path) -> subprocess.Popen[bytes]:
+def _up(
+    data_dir: Path, port: int, prefect_port: int, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             TENANTFORM,
@@ -37,8 +40,8 @@ def _up(data_dir: Path, port: int, prefect_port: int, log: Path) -> subprocess.P
             "--data-dir",
             str(data_dir),
         ],
-        env=_env(),
-        stdout=open(log, "wb"),
+        env={**_env(), **(extra_env or {})},
+        stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -121,3 +124,74 @@ def test_up_says_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "already in use" in result.stderr
     time.sleep(0)  # nothing was started, so nothing to stop
+
+
+ENDED = ("completed", "failed", "cancelled")
+
+
+def _power_cut(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the launcher and everything under it at once: nothing gets to clean up."""
+    family = [proc.pid, *descendants(proc.pid)]
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    wait_until(lambda: not any(alive(p) for p in family), 30, "the killed stack to be gone")
+
+
+def test_the_whole_stack_killed_mid_apply_heals_on_the_next_up(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port, prefect_port = free_port(), free_port()
+    log = tmp_path / "up.log"
+    slow = {"LOCALCLOUD_CREATE_DELAY_SECONDS": "300", "LOCALCLOUD_DELAY_NAME_PREFIX": "slow"}
+    proc = _up(data_dir, port, prefect_port, log, extra_env=slow)
+    try:
+        _wait_up(proc, log)
+        key = (data_dir / "api-key").read_text().strip()
+        gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=10)
+        body = {**REQUEST, "count": 1, "instance_name_prefix": "slow-power"}
+        run_id = gateway.post("/provision", json=body).json()["request_id"]
+
+        def applying() -> bool:
+            tasks = gateway.get(f"/api/runs/{run_id}").json().get("tasks") or []
+            return any(t["name"].startswith("terraform-apply") and t["state"] == "Running" for t in tasks)
+
+        wait_until(applying, 180, "terraform-apply to start")
+    finally:
+        _power_cut(proc)
+
+    proc = _up(data_dir, port, prefect_port, log)
+    try:
+        _wait_up(proc, log)
+        gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=10)
+        wait_until(
+            lambda: gateway.get(f"/api/runs/{run_id}").json()["status"] in ("failed", "completed"),
+            180,
+            "the interrupted run to end",
+        )
+        run = gateway.get(f"/api/runs/{run_id}").json()
+        assert run["status"] == "failed" and "stack stopped" in run["message"], run
+        client_id = run["client_uuid"]
+
+        def finished(accepted: httpx.Response) -> dict[str, object]:
+            assert accepted.status_code == 202, accepted.text
+            rid = accepted.json()["request_id"]
+            wait_until(
+                lambda: (
+                    gateway.get(f"/api/runs/{rid}").json()["status"] in ("completed", "failed", "cancelled")
+                ),
+                120,
+                f"run {rid}",
+            )
+            result: dict[str, object] = gateway.get(f"/api/runs/{rid}").json()
+            return result
+
+        assert finished(gateway.post(f"/api/clients/{client_id}/plan"))["status"] == "completed"
+        patched = finished(
+            gateway.patch(f"/api/clients/{client_id}", json={"instance_name_prefix": "healed"})
+        )
+        assert patched["status"] == "completed", patched
+        assert finished(gateway.delete(f"/api/clients/{client_id}"))["status"] == "completed"
+    finally:
+        left = _stop(proc) if proc.poll() is None else []
+    assert left == []
