@@ -4,9 +4,10 @@ Prefect client is bound to the event loop it was opened on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -135,8 +136,16 @@ class PrefectGateway:
             )
             await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
 
-    async def resume(self, flow_run_id: str, run_input: dict[str, Any]) -> None:
+    async def resume(self, flow_run_id: str, run_input: dict[str, Any], settle: float = 15.0) -> None:
+        """Resume a suspended run once it has been suspended for ``settle`` seconds: a
+        process worker that is handed the resumed run before it has let go of the
+        suspended process's slot stops with "borrower is already holding one of this
+        CapacityLimiter's tokens" (Prefect 3.8.8, seen under load)."""
         async with get_client() as client:
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
+            if flow_run.state is not None and flow_run.state.timestamp is not None:
+                waited = (datetime.now(UTC) - flow_run.state.timestamp).total_seconds()
+                await asyncio.sleep(max(0.0, settle - waited))
             result = await client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
         if result.status.value != "ACCEPT":
             raise RuntimeError(f"Prefect did not resume flow run {flow_run_id}: {result.details}")
