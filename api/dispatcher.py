@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 
 from api.prefect_gateway import FlowRunView, PrefectGateway
@@ -38,6 +39,8 @@ class Dispatcher:
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
         self.late_after = late_after
+        self.sweep_sync_interval = max(5.0, sync_interval)
+        self._next_sweep_sync = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -58,6 +61,9 @@ class Dispatcher:
             try:
                 await self.dispatch_pending()
                 await self.sync_in_progress()
+                if time.monotonic() >= self._next_sweep_sync:
+                    self._next_sweep_sync = time.monotonic() + self.sweep_sync_interval
+                    await self.sync_sweeps()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -114,6 +120,15 @@ class Dispatcher:
                 finished += 1
                 await self._after_end(run, ended)
         return finished
+
+    async def sync_sweeps(self) -> int:
+        """Record the checks of sweeps Prefect finished (its schedule's or ours), once each."""
+        recorded = 0
+        deployment = workflow(Operation.reconcile).deployment_name
+        for flow_run_id, sweep in await self.prefect.read_finished_sweeps(deployment):
+            if not self.service.sweep_recorded(flow_run_id):
+                recorded += self.service.record_sweep(flow_run_id, sweep)
+        return recorded
 
     async def _sync_one(self, run: Run, view: FlowRunView | None, now: datetime) -> RunStatus | None:
         """The run's end when it ended now, else None."""

@@ -14,7 +14,7 @@ from api.prefect_gateway import PrefectGateway
 from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
 from api.registry.models import InvalidTransition
-from api.routes import clients, hospitals, meta, provision
+from api.routes import clients, hospitals, meta, provision, reconcile
 from api.service import ClientService, Conflict, InvalidInput, NotFound
 from api.settings import get_gateway_settings
 
@@ -75,7 +75,7 @@ def create_app() -> FastAPI:
     async def _conflict(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    for router in (meta.router, provision.router, hospitals.router, clients.router):
+    for router in (meta.router, provision.router, hospitals.router, clients.router, reconcile.router):
         app.include_router(router)
     return app
 

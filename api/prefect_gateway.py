@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
@@ -18,17 +18,29 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     FlowRunFilter,
+    FlowRunFilterDeploymentId,
     FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     LogFilter,
     LogFilterFlowRunId,
     TaskRunFilter,
 )
 from prefect.client.schemas.objects import State, StateType
-from prefect.client.schemas.sorting import LogSort
+from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
-from flows.contract import Operation, RunResult, read_published, result_key
+from flows.contract import (
+    SWEEP_KEY,
+    Operation,
+    RunResult,
+    SweepResult,
+    SweepTarget,
+    read_published,
+    read_sweep,
+    result_key,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,41 @@ class PrefectGateway:
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
             )
         return str(flow_run.id)
+
+    async def start_sweep(self, deployment: str, targets: list[SweepTarget]) -> str:
+        clients = [t.model_dump(mode="json") for t in targets]
+        return await self.create_flow_run(
+            deployment, {"clients": clients}, idempotency_key=str(uuid4()), tags=["sweep"]
+        )
+
+    async def read_finished_sweeps(self, deployment: str, limit: int = 20) -> list[tuple[str, SweepResult]]:
+        """The newest completed sweeps (scheduled or on demand) and their checks."""
+        async with get_client() as client:
+            deployment_id = self._deployment_ids.get(deployment)
+            if deployment_id is None:
+                deployment_id = (await client.read_deployment_by_name(deployment)).id
+                self._deployment_ids[deployment] = deployment_id
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])),
+                ),
+                sort=FlowRunSort.END_TIME_DESC,
+                limit=limit,
+            )
+            if not runs:
+                return []
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs]),
+                    key=ArtifactFilterKey(any_=[SWEEP_KEY]),
+                )
+            )
+        return [
+            (str(a.flow_run_id), read_sweep(a.data))
+            for a in artifacts
+            if a.flow_run_id is not None and isinstance(a.data, str)
+        ]
 
     async def read_flow_runs(self, ids: list[str]) -> dict[str, FlowRunView]:
         if not ids:

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.registry.models import Approval, Client, Run, RunStatus
+from api.registry.models import Approval, Client, DriftRecord, Run, RunStatus
 from flows.clouds.instances import InstanceOutput
+from flows.contract import Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
 
 
@@ -81,6 +82,58 @@ class RunSummary(BaseModel):
         )
 
 
+class DriftView(BaseModel):
+    status: str = Field(description="in_sync, drifted, or unknown (never checked, or the check failed).")
+    checked_at: datetime | None
+    reason: str
+    resources: list[ResourceChange]
+
+    @classmethod
+    def of(cls, client: Client) -> DriftView:
+        return cls(
+            status=client.drift_status,
+            checked_at=client.drift_checked_at,
+            reason=client.drift_reason,
+            resources=[ResourceChange.model_validate(r) for r in client.drift_resources or []],
+        )
+
+
+class DriftCheckView(BaseModel):
+    checked_at: datetime
+    status: str
+    action: str = Field(description="none, healed, reported, skipped or failed.")
+    reason: str
+    resources: list[ResourceChange]
+    sweep_flow_run_id: str
+
+    @classmethod
+    def of(cls, record: DriftRecord) -> DriftCheckView:
+        return cls(
+            checked_at=record.checked_at,
+            status=record.status,
+            action=record.action,
+            reason=record.reason,
+            resources=[ResourceChange.model_validate(r) for r in record.resources],
+            sweep_flow_run_id=record.flow_run_id,
+        )
+
+
+class DriftReport(DriftView):
+    client_uuid: str
+    remediation: str
+    history: list[DriftCheckView]
+
+
+class SweepAccepted(BaseModel):
+    run_id: str = Field(description="The sweep's Prefect flow run.")
+    clients: int = Field(description="How many clients it plans.")
+
+
+class FleetPage(BaseModel):
+    total: int
+    clients: list[SweepTarget]
+
+
 class ClientView(BaseModel):
     client_uuid: str
     kind: str
@@ -91,6 +144,8 @@ class ClientView(BaseModel):
     message: str
     inputs: dict[str, Any] = Field(description="The client's inputs as last accepted (never secrets).")
     approval: str = Field(description="auto: provisions apply what they plan; required: they wait.")
+    remediation: str = Field(description="What a reconciliation sweep does with drift: report or heal.")
+    drift: DriftView
     module_version: str | None = Field(None, description="Hash of the module that built the state.")
     created_at: datetime
     updated_at: datetime
@@ -101,6 +156,8 @@ class ClientView(BaseModel):
         return cls(
             inputs=client.inputs,
             approval=client.approval,
+            remediation=client.remediation,
+            drift=DriftView.of(client),
             module_version=client.module_version,
             client_uuid=client.id,
             kind=client.kind,
@@ -132,7 +189,10 @@ class RunList(BaseModel):
 class ClientSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approval: Approval = Field(description="required: every provision waits for approval of its plan.")
+    approval: Approval | None = Field(None, description="required: every provision waits for approval.")
+    remediation: Remediation | None = Field(
+        None, description="heal: a sweep applies a plan that only creates or updates in place."
+    )
 
 
 class OutputsView(BaseModel):

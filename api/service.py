@@ -9,16 +9,26 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from pydantic import ValidationError
-from sqlalchemy import func, select
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.merge_patch import merge_patch, value_at
 from api.registry.db import Registry
-from api.registry.models import OPEN_RUN, Approval, Client, ClientStatus, Run, RunStatus, new_id
-from flows.contract import FlowParameters, Operation
+from api.registry.models import (
+    OPEN_RUN,
+    Approval,
+    Client,
+    ClientStatus,
+    DriftRecord,
+    Run,
+    RunStatus,
+    new_id,
+)
+from flows.contract import DriftStatus, FlowParameters, Operation, Remediation, SweepResult, SweepTarget
 from flows.targets import get_target
 
 
@@ -51,6 +61,45 @@ def _frozen_error(path: str) -> dict[str, Any]:
 
 def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+SWEEPABLE = (ClientStatus.ready, ClientStatus.provisioning)
+
+
+class ClientFilter(BaseModel):
+    """What GET /api/clients and POST /api/reconcile narrow the fleet by."""
+
+    status: ClientStatus | None = None
+    drift: DriftStatus | None = None
+    target: str | None = Field(None, max_length=64)
+    parent: UUID | None = None
+    include_destroyed: bool = False
+
+    def apply(
+        self,
+        query: Select[tuple[Client]],
+        kinds: Sequence[str] | None,
+        *,
+        client_id: str | None = None,
+        sweepable: bool = False,
+    ) -> Select[tuple[Client]]:
+        if kinds:
+            query = query.where(Client.kind.in_(kinds))
+        if self.status is not None:
+            query = query.where(Client.status == self.status)
+        elif not self.include_destroyed:
+            query = query.where(Client.status != ClientStatus.destroyed)
+        if self.drift is not None:
+            query = query.where(Client.drift_status == self.drift)
+        if self.target is not None:
+            query = query.where(Client.target == self.target)
+        if self.parent is not None:
+            query = query.where(Client.parent_id == str(self.parent))
+        if client_id is not None:
+            query = query.where(Client.id == client_id)
+        if sweepable:
+            query = query.where(Client.status.in_(SWEEPABLE))
+        return query
 
 
 class ClientService:
@@ -188,11 +237,16 @@ class ClientService:
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
-    def set_approval(self, client_id: str, approval: Approval) -> Client:
+    def configure(
+        self, client_id: str, *, approval: Approval | None = None, remediation: Remediation | None = None
+    ) -> Client:
         with self.registry.session() as session:
             client = self._client(session, client_id)
             client.require_live()
-            client.approval = approval
+            if approval is not None:
+                client.approval = approval
+            if remediation is not None:
+                client.remediation = remediation
             return client
 
     def cancel(self, run_id: str, reason: str) -> Run:
@@ -244,17 +298,81 @@ class ClientService:
         kinds: Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
-        include_destroyed: bool = False,
+        filters: ClientFilter | None = None,
+        client_id: str | None = None,
+        sweepable: bool = False,
     ) -> tuple[list[Client], int]:
-        query = select(Client)
-        if kinds:
-            query = query.where(Client.kind.in_(kinds))
-        if not include_destroyed:
-            query = query.where(Client.status != ClientStatus.destroyed)
+        query = (filters or ClientFilter()).apply(
+            select(Client), kinds, client_id=client_id, sweepable=sweepable
+        )
         with self.registry.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(query.order_by(Client.created_at).limit(limit).offset(offset)).all()
+            ordered = query.order_by(Client.created_at, Client.id)
+            rows = session.scalars(ordered.limit(limit).offset(offset)).all()
             return list(rows), total
+
+    # Reconciliation ----------------------------------------------------------------------
+    def sweep_targets(
+        self, filters: ClientFilter, *, client_id: str | None = None, limit: int = 10_000, offset: int = 0
+    ) -> tuple[list[SweepTarget], int]:
+        """Clients a sweep plans, as their last accepted inputs: ready ones, and ones busy with
+        a run (their check is skipped and says so). A pending, failed or destroyed client has
+        no settled state to compare."""
+        if filters.status is not None and filters.status not in SWEEPABLE:
+            return [], 0
+        clients, total = self.list_clients(
+            filters=filters, client_id=client_id, sweepable=True, limit=limit, offset=offset
+        )
+        return [
+            SweepTarget(
+                params=FlowParameters(
+                    run_id=f"sweep-{c.id}", client_id=c.id, target=c.target, inputs=c.inputs
+                ),
+                remediation=Remediation(c.remediation),
+            )
+            for c in clients
+        ], total
+
+    def sweep_recorded(self, flow_run_id: str) -> bool:
+        with self.registry.session() as session:
+            found = session.scalars(select(DriftRecord.id).where(DriftRecord.flow_run_id == flow_run_id))
+            return found.first() is not None
+
+    def record_sweep(self, flow_run_id: str, sweep: SweepResult) -> int:
+        """Each check into the client's drift status and history, once per sweep."""
+        recorded = 0
+        with self.registry.session() as session:
+            if session.scalars(select(DriftRecord.id).where(DriftRecord.flow_run_id == flow_run_id)).first():
+                return 0
+            for check in sweep.checks:
+                client = session.get(Client, check.client_id)
+                if client is None:
+                    continue
+                client.record_check(check)
+                session.add(
+                    DriftRecord(
+                        client_id=client.id,
+                        checked_at=check.checked_at,
+                        status=check.status,
+                        action=check.action,
+                        reason=check.reason,
+                        resources=[r.model_dump() for r in check.resources],
+                        flow_run_id=flow_run_id,
+                    )
+                )
+                recorded += 1
+        return recorded
+
+    def drift_of(self, client_id: str, history: int = 20) -> tuple[Client, list[DriftRecord]]:
+        with self.registry.session() as session:
+            client = self._client(session, client_id)
+            records = session.scalars(
+                select(DriftRecord)
+                .where(DriftRecord.client_id == client_id)
+                .order_by(DriftRecord.checked_at.desc(), DriftRecord.id.desc())
+                .limit(history)
+            ).all()
+            return client, list(records)
 
     def children(self, client_id: str) -> list[Client]:
         with self.registry.session() as session:

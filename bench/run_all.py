@@ -5,6 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-for script in ("bench.provision_wall_time", "bench.accept_load", "bench.dispatch_latency"):
+for script in (
+    "bench.provision_wall_time",
+    "bench.accept_load",
+    "bench.dispatch_latency",
+    "bench.sweep",
+    "bench.list_clients",
+):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, "-m", script], check=True)

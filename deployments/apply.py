@@ -29,6 +29,7 @@ from prefect.flows import Flow
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 
+from flows.settings import get_settings
 from flows.workflows import Workflow, workflows
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,11 @@ async def ensure_work_pool(name: str) -> None:
             pass
 
 
-async def apply_deployments() -> dict[str, str]:
-    """Create or update every deployment; returns ``flow/deployment`` -> id."""
+async def apply_deployments(extra_job_env: dict[str, str] | None = None) -> dict[str, str]:
+    """Create or update every deployment; returns ``flow/deployment`` -> id. ``extra_job_env``
+    is added to the environment of every run (the worker's own environment comes first)."""
     applied: dict[str, str] = {}
+    settings = get_settings()
     for entry in workflows().values():
         await ensure_work_pool(entry.work_pool)
         flow = load_flow(entry)
@@ -61,8 +64,11 @@ async def apply_deployments() -> dict[str, str]:
             description=entry.description,
             tags=list(entry.tags),
             work_pool_name=entry.work_pool,
-            job_variables=entry.job_variables,
+            job_variables={**entry.job_variables, "env": extra_job_env}
+            if extra_job_env
+            else entry.job_variables,
             entrypoint_type=EntrypointType.MODULE_PATH,
+            cron=(settings.reconcile_cron or entry.cron) if entry.cron else None,
         )
         deployment_id = await deployment.apply()  # type: ignore[misc]  # sync_compatible
         applied[entry.deployment_name] = str(deployment_id)

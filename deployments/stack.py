@@ -147,6 +147,12 @@ class Stack:
                 print(f"crashed {name}: its process died when the stack last stopped", flush=True)
         print(f"applied deployments: {', '.join(applied)}", flush=True)
 
+        worker_env = {
+            **env,
+            # A scheduled reconciliation sweep asks this gateway for the fleet.
+            "TENANTFORM_GATEWAY_URL": cfg.gateway_url.replace("0.0.0.0", "127.0.0.1"),
+            "API_KEY": cfg.api_key,
+        }
         self._spawn(
             "worker",
             [
@@ -160,7 +166,7 @@ class Stack:
                 "--limit",
                 str(cfg.worker_limit),
             ],
-            env,
+            worker_env,
             logs,
         )
         gateway = self._spawn(

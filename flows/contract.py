@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,6 +22,8 @@ class Operation(enum.StrEnum):
     destroy = "destroy"
     plan = "plan"
     create_tables = "create-tables"
+    reconcile = "reconcile"
+    """A sweep: plans many clients inside one flow run (``flows.reconcile``)."""
 
 
 class FlowParameters(BaseModel):
@@ -61,6 +64,73 @@ class RunResult(BaseModel):
     drift: list[str] = Field(default_factory=list, description="Resources changed outside Terraform.")
     has_changes: bool = False
     module_version: str = Field("", description="Content hash of the Terraform module the run used.")
+
+
+class DriftStatus(enum.StrEnum):
+    in_sync = "in_sync"
+    drifted = "drifted"
+    unknown = "unknown"
+    """Never checked, or the check failed (the check says why)."""
+
+
+class Remediation(enum.StrEnum):
+    report = "report"
+    heal = "heal"
+    """Apply a plan that only creates or updates in place; anything that destroys or
+    replaces is reported, never applied by reconciliation."""
+
+
+class SweepTarget(BaseModel):
+    """One client a sweep checks."""
+
+    params: FlowParameters
+    remediation: Remediation = Remediation.report
+
+
+class DriftCheck(BaseModel):
+    client_id: str
+    status: DriftStatus
+    checked_at: datetime
+    resources: list[ResourceChange] = Field(default_factory=list)
+    action: str = Field(description="none, healed, reported, skipped or failed.")
+    reason: str = ""
+    outputs: dict[str, Any] | None = Field(None, description="The outputs after healing.")
+    module_version: str = ""
+
+
+class SweepResult(BaseModel):
+    checks: list[DriftCheck] = Field(default_factory=list)
+
+
+SWEEP_KEY = "reconcile-sweep"
+
+
+def publish_sweep(sweep: SweepResult) -> None:
+    """A table for people (Prefect UI) and the same checks as JSON for the gateway."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    create_table_artifact(
+        key=f"{SWEEP_KEY}-table",
+        table=[
+            {
+                "client": c.client_id,
+                "drift": c.status.value,
+                "resources": ", ".join(f"{r.action} {r.address}" for r in c.resources) or "-",
+                "action": c.action,
+                "reason": c.reason or "-",
+            }
+            for c in sweep.checks
+        ],
+        description=f"reconciliation sweep of {len(sweep.checks)} client(s)",
+    )
+    body = sweep.model_dump_json(indent=2)
+    create_markdown_artifact(
+        key=SWEEP_KEY, markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}", description="sweep result (JSON)"
+    )
+
+
+def read_sweep(markdown: str) -> SweepResult:
+    return SweepResult.model_validate_json(markdown.removeprefix(_FENCE_OPEN).removesuffix(_FENCE_CLOSE))
 
 
 def result_key(operation: Operation, client_id: str) -> str:

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
         2, ge=1, description="Terraform runs at once across all clients (CPU-bound locally)."
     )
     lock_timeout: str = Field("60s", description="Terraform -lock-timeout for state locks.")
+    gateway_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TENANTFORM_GATEWAY_URL", "gateway_url"),
+        description="The gateway a scheduled reconciliation sweep asks for the fleet.",
+    )
+    api_key: SecretStr | None = Field(None, description="The key the sweep presents to the gateway.")
+    reconcile_cron: str | None = Field(
+        None, description="When Prefect starts the reconciliation sweep (cron); default: prefect.yaml's."
+    )
     approval_timeout_seconds: float = Field(
         86400, gt=0, description="How long a plan waits for approval before its run fails."
     )

@@ -26,6 +26,8 @@ class Workflow:
     work_pool: str
     tags: tuple[str, ...]
     job_variables: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None
+    """The deployment's schedule, if it has one."""
 
     @property
     def name(self) -> str:
@@ -62,6 +64,7 @@ def workflows() -> dict[Operation, Workflow]:
             work_pool=d["work_pool"]["name"],
             tags=tuple(d.get("tags", [])),
             job_variables=dict(d["work_pool"].get("job_variables", {})),
+            cron=next((sch["cron"] for sch in d.get("schedules") or [] if "cron" in sch), None),
         )
     if missing := [op.value for op in Operation if op not in found]:
         raise CatalogueError(f"prefect.yaml has no deployment for {', '.join(missing)}")

@@ -41,7 +41,7 @@ def _up(
             str(data_dir),
         ],
         env={**_env(), **(extra_env or {})},
-        stdout=open(log, "ab"),
+        stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -160,6 +160,7 @@ def test_the_whole_stack_killed_mid_apply_heals_on_the_next_up(tmp_path: Path) -
     finally:
         _power_cut(proc)
 
+    log = tmp_path / "up-again.log"
     proc = _up(data_dir, port, prefect_port, log)
     try:
         _wait_up(proc, log)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from flows.contract import Operation
+from flows.contract import DriftCheck, DriftStatus, Operation, Remediation
 
 
 def utcnow() -> datetime:
@@ -96,6 +96,13 @@ class Client(Base):
     module_version: Mapped[str | None] = mapped_column(String(64))
     """Content hash of the Terraform module that built the current state."""
     approval: Mapped[str] = mapped_column(String(16), default=Approval.auto, server_default="auto")
+    remediation: Mapped[str] = mapped_column(String(16), default=Remediation.report, server_default="report")
+    drift_status: Mapped[str] = mapped_column(
+        String(16), default=DriftStatus.unknown, server_default="unknown", index=True
+    )
+    drift_checked_at: Mapped[datetime | None]
+    drift_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    drift_resources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -117,6 +124,18 @@ class Client(Base):
         if self.gone or self.status == ClientStatus.failed:
             detail = f": {self.status_message}" if self.status_message else ""
             raise InvalidTransition(f"parent {self.id} is {self.status}{detail}")
+
+    def record_check(self, check: DriftCheck) -> None:
+        """A sweep's finding. A skipped check (the client was busy) leaves the last one."""
+        if check.action == "skipped":
+            return
+        self.drift_status = check.status
+        self.drift_checked_at = check.checked_at
+        self.drift_reason = check.reason
+        self.drift_resources = [r.model_dump() for r in check.resources]
+        if check.action == "healed" and check.outputs is not None:
+            self.outputs = check.outputs
+            self.module_version = check.module_version or self.module_version
 
     def run_started(self, operation: Operation) -> None:
         if (effect := CLIENT_EFFECTS.get(operation)) is not None:
@@ -217,3 +236,19 @@ class Run(Base):
         self.result = result
         self.finished_at = utcnow()
         self.client.run_finished(self)
+
+
+class DriftRecord(Base):
+    """One check of one client by one sweep (skipped ones included)."""
+
+    __tablename__ = "drift_checks"
+    __table_args__ = (Index("ix_drift_checks_client_checked", "client_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id"))
+    checked_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    resources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    flow_run_id: Mapped[str] = mapped_column(String(36), index=True)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
-from api.registry.models import Approval
+from api.registry.models import Approval, ClientStatus
 from api.schemas import (
     Accepted,
     ClientList,
@@ -22,7 +22,8 @@ from api.schemas import (
     RunView,
     TaskView,
 )
-from flows.contract import Operation
+from api.service import ClientFilter
+from flows.contract import DriftStatus, Operation
 
 router = APIRouter(prefix="/api", tags=["clients"], dependencies=[ApiKey])
 
@@ -31,9 +32,18 @@ Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
 
 
 @router.get("/clients", response_model=ClientList)
-def list_clients(service: Service, limit: Limit = 100, offset: Offset = 0) -> ClientList:
-    """Read from the registry only: no call to Prefect per client."""
-    clients, total = service.list_clients(limit=limit, offset=offset)
+def list_clients(
+    service: Service,
+    status: Annotated[ClientStatus | None, Query(description="Only clients in this status.")] = None,
+    drift: Annotated[DriftStatus | None, Query(description="Only clients with this drift status.")] = None,
+    target: Annotated[str | None, Query(max_length=64, description="Only clients of this target.")] = None,
+    parent: Annotated[UUID | None, Query(description="Only sub-clients of this client.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> ClientList:
+    """Read from the registry only (indexed filters): no call to Prefect per client."""
+    filters = ClientFilter(status=status, drift=drift, target=target, parent=parent)
+    clients, total = service.list_clients(limit=limit, offset=offset, filters=filters)
     return ClientList(total=total, limit=limit, offset=offset, clients=[ClientView.of(c) for c in clients])
 
 
@@ -103,7 +113,7 @@ def change_client(
 
 @router.put("/clients/{client_uuid}/settings", response_model=ClientView)
 def client_settings(client_uuid: UUID, body: ClientSettings, service: Service) -> ClientView:
-    service.set_approval(str(client_uuid), body.approval)
+    service.configure(str(client_uuid), approval=body.approval, remediation=body.remediation)
     client, latest = service.get_client(str(client_uuid))
     return ClientView.of(client, latest)
 

@@ -1,0 +1,156 @@
+"""The reconciliation sweep: one flow run plans every client it is given (or the whole
+fleet, asked of the gateway when Prefect's schedule starts it), as tasks inside that run:
+a flow-run process per client would cost seconds of CPU each.
+
+Each check holds the client's own lock (a client busy with its own run is skipped and
+reported, never waited on) and one fleet slot. ``heal`` applies only a plan that creates
+or updates in place, and applies exactly the plan it checked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+
+from flows.contract import (
+    DriftCheck,
+    DriftStatus,
+    Remediation,
+    ResourceChange,
+    SweepResult,
+    SweepTarget,
+    publish_sweep,
+)
+from flows.jobs import Job
+from flows.locks import FLEET_LIMIT, client_limit_name, ensure_limit
+from flows.settings import Settings, get_settings
+from flows.tasks import TASK_OPTIONS
+from flows.terraform.events import CommandResult
+from flows.terraform.modules import module_version
+
+SAFE_ACTIONS = frozenset({"create", "update"})
+"""What healing may apply; a plan with any other action (delete, replace) is reported."""
+
+
+class ClientBusy(Exception):
+    pass
+
+
+def fleet(settings: Settings) -> Iterator[SweepTarget]:
+    """Every active client, from the gateway that owns the registry, a page at a time."""
+    if not settings.gateway_url:
+        raise RuntimeError("TENANTFORM_GATEWAY_URL is not set: a scheduled sweep asks it for the fleet")
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    with httpx.Client(base_url=settings.gateway_url, headers={"X-API-Key": key}, timeout=30) as client:
+        for offset in itertools.count(0, 1000):
+            page = client.get("/api/reconcile/fleet", params={"limit": 1000, "offset": offset})
+            page.raise_for_status()
+            targets = page.json()["clients"]
+            yield from (SweepTarget.model_validate(t) for t in targets)
+            if len(targets) < 1000:
+                return
+
+
+def _changes(command: CommandResult) -> list[ResourceChange]:
+    pairs = (p.partition(" ") for p in command.planned)
+    return [ResourceChange(action=action, address=address) for action, _, address in pairs]
+
+
+@task(name="check-client", task_run_name="check-{target.params.client_id}", **TASK_OPTIONS)
+def check_client(target: SweepTarget) -> DriftCheck:
+    """Plan one client; heal when its policy says so and the plan is safe."""
+    settings = get_settings()
+    params = target.params
+    checked = DriftCheck(
+        client_id=params.client_id, status=DriftStatus.unknown, checked_at=datetime.now(UTC), action="none"
+    )
+    job = Job.create(settings, params.client_id, params.target, params.inputs, run_id=params.run_id)
+    checked.module_version = module_version(job.target.module)
+    log = get_run_logger().info
+    try:
+        with _client_slot(params.client_id):
+            job.prepare()
+            terraform = job.terraform(log)
+            terraform.init()
+            plan_file = job.workspace.plan_path(f"reconcile-{params.run_id}")
+            try:
+                planned = terraform.plan(out=plan_file)
+                checked.resources = _changes(planned)
+                if planned.exit_code != 2:
+                    checked.status = DriftStatus.in_sync
+                    return checked
+                checked.status = DriftStatus.drifted
+                unsafe = sorted({r.action for r in checked.resources} - SAFE_ACTIONS)
+                if target.remediation is not Remediation.heal:
+                    checked.action = "reported"
+                elif unsafe:
+                    checked.action = "reported"
+                    checked.reason = f"not healed: the plan would {' and '.join(unsafe)} resources"
+                else:
+                    terraform.apply_plan(plan_file)
+                    outputs = terraform.output()
+                    checked.outputs = {k: v.value for k, v in outputs.items() if not v.sensitive}
+                    checked.status, checked.action = DriftStatus.in_sync, "healed"
+            finally:
+                plan_file.unlink(missing_ok=True)
+    except ClientBusy as exc:
+        checked.action, checked.reason = "skipped", str(exc)
+    except Exception as exc:
+        checked.status, checked.action = DriftStatus.unknown, "failed"
+        checked.reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+    return checked
+
+
+@contextmanager
+def _client_slot(client_id: str) -> Iterator[None]:
+    """The client's own slot without waiting (busy: skip), then a fleet slot (wait)."""
+    settings = get_settings()
+    name = client_limit_name(client_id)
+    ensure_limit(name, 1)
+    ensure_limit(FLEET_LIMIT, settings.fleet_concurrency)
+    lease: dict[str, Any] = {"lease_duration": 60, "raise_on_lease_renewal_failure": False}
+    if _held(name):
+        raise ClientBusy("busy: the client has a run of its own")
+    with ExitStack() as stack:
+        try:  # free a moment ago: a run that took it since is waited on briefly, never long
+            stack.enter_context(concurrency(name, strict=True, timeout_seconds=30, **lease))
+        except TimeoutError:
+            raise ClientBusy("busy: the client has a run of its own") from None
+        stack.enter_context(concurrency(FLEET_LIMIT, strict=True, **lease))
+        yield
+
+
+def _held(limit_name: str) -> bool:
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(limit_name)
+    return limit.active_slots >= limit.limit
+
+
+def batched(items: list[SweepTarget], size: int) -> Iterator[list[SweepTarget]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@flow(name="reconcile", flow_run_name="reconcile-sweep", persist_result=True)
+def reconcile(clients: list[SweepTarget] | None = None) -> dict[str, Any]:
+    """Plan every given client (the whole fleet when none are given); publish the checks."""
+    settings = get_settings()
+    targets = list(clients) if clients is not None else list(fleet(settings))
+    logger = get_run_logger()
+    logger.info("sweeping %d client(s), %d at a time", len(targets), settings.fleet_concurrency)
+    sweep = SweepResult()
+    for batch in batched(targets, settings.fleet_concurrency):
+        futures = [check_client.submit(t) for t in batch]
+        sweep.checks.extend(f.result() for f in futures)
+    counts = {s.value: sum(c.status is s for c in sweep.checks) for s in DriftStatus}
+    logger.info("sweep done: %s", counts)
+    publish_sweep(sweep)
+    return sweep.model_dump(mode="json")
