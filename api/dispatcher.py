@@ -139,7 +139,8 @@ class Dispatcher:
         if view.completed:
             result = await self.prefect.read_result(view.id, operation, run.client_id)
             payload = result.model_dump(mode="json") if result else None
-            return self.service.end(run.id, RunStatus.completed, _success(operation), payload)
+            message = (result.message if result else "") or _success(operation)
+            return self.service.end(run.id, RunStatus.completed, message, payload)
         if view.cancelled or (run.cancel_reason and view.failed):
             reason = f"cancelled: {run.cancel_reason}" if run.cancel_reason else _cancelled_in_prefect(view)
             return self.service.end(run.id, RunStatus.cancelled, reason)

@@ -7,11 +7,11 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.settings import get_settings
+from flows.settings import ENV_FILES, get_settings
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
 
     api_key: SecretStr | None = Field(
         None, description="X-API-Key every route but /health requires (tenantform up generates one)."

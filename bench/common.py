@@ -25,11 +25,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def stack(data_dir: Path, *, tuned: bool = True, external_prefect: str | None = None) -> Iterator[Stack]:
+def stack(
+    data_dir: Path, *, tuned: bool = True, external_prefect: str | None = None, worker_limit: int = 4
+) -> Iterator[Stack]:
     if not tuned:
         os.environ.update(PRISTINE_PREFECT)
     config = StackConfig(
-        data_dir=data_dir, port=free_port(), prefect_port=free_port(), prefect_api_url=external_prefect
+        data_dir=data_dir,
+        port=free_port(),
+        prefect_port=free_port(),
+        prefect_api_url=external_prefect,
+        worker_limit=worker_limit,
     )
     running = Stack(config)
     try:

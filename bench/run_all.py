@@ -11,6 +11,7 @@ for script in (
     "bench.dispatch_latency",
     "bench.sweep",
     "bench.list_clients",
+    "bench.scale_out",
 ):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, "-m", script], check=True)

@@ -6,6 +6,7 @@ so no code is copied or pulled and the same entry works on any machine with the 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from datetime import timedelta
@@ -29,6 +30,7 @@ from prefect.flows import Flow
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 
+from flows.locks import FLEET_LIMIT, ensure_limit
 from flows.settings import get_settings
 from flows.workflows import Workflow, workflows
 
@@ -137,3 +139,15 @@ async def crash_orphaned_runs(work_pool: str) -> list[str]:
             await client.set_flow_run_state(flow_run.id, Crashed(message=ORPHANED), force=True)
             crashed.append(flow_run.name)
     return crashed
+
+
+async def set_up_prefect() -> dict[str, str]:
+    """Everything ``tenantform up`` sets up on a Prefect server, for one that runs elsewhere:
+    the deployments (and their pool), the missed-heartbeat automation, the fleet limit."""
+    applied = await apply_deployments()
+    await ensure_zombie_automation()
+    applied["automation"] = ZOMBIE_AUTOMATION
+    settings = get_settings()
+    await asyncio.to_thread(ensure_limit, FLEET_LIMIT, settings.fleet_concurrency)
+    applied["concurrency limit"] = f"{FLEET_LIMIT} = {settings.fleet_concurrency}"
+    return applied

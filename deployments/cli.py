@@ -26,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--worker-limit", type=int, default=4, help="flow runs one worker runs at once")
 
-    sub.add_parser("deploy", help="apply prefect.yaml's deployments to PREFECT_API_URL")
+    sub.add_parser(
+        "deploy",
+        help="set up PREFECT_API_URL as `up` does: work pool, deployments, the missed-heartbeat"
+        " automation, the fleet concurrency limit",
+    )
+    worker = sub.add_parser("worker", help="a process worker with the project's settings, after checks")
+    worker.add_argument("--limit", type=int, default=2, help="flow runs this worker runs at once (default 2)")
+    worker.add_argument("--pool", default=None, help="work pool (default: prefect.yaml's)")
 
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -41,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
                 worker_limit=args.worker_limit,
             )
         )
-    from deployments.apply import apply_deployments
+    if args.command == "worker":
+        from deployments.worker import WorkerConfig, run_worker
 
-    for name, deployment_id in asyncio.run(apply_deployments()).items():
-        print(f"{name} {deployment_id}")
+        return run_worker(WorkerConfig(limit=args.limit, pool=args.pool))
+    from deployments.apply import set_up_prefect
+
+    for name, what in asyncio.run(set_up_prefect()).items():
+        print(f"{name} {what}")
     return 0
 
 

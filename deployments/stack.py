@@ -136,16 +136,15 @@ class Stack:
             print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
             _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
 
-        from deployments.apply import apply_deployments, crash_orphaned_runs, ensure_zombie_automation
+        from deployments.apply import crash_orphaned_runs, set_up_prefect
 
-        applied = asyncio.run(apply_deployments())
-        asyncio.run(ensure_zombie_automation())
+        applied = asyncio.run(set_up_prefect())
         if cfg.prefect_api_url is None:
             # Our own server and no worker of ours yet: a run still marked running lost its
             # process when the stack last stopped (a power cut, a SIGKILL).
             for name in asyncio.run(crash_orphaned_runs(work_pool_name())):
                 print(f"crashed {name}: its process died when the stack last stopped", flush=True)
-        print(f"applied deployments: {', '.join(applied)}", flush=True)
+        print(f"set up on Prefect: {', '.join(applied)}", flush=True)
 
         worker_env = {
             **env,

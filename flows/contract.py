@@ -64,6 +64,7 @@ class RunResult(BaseModel):
     drift: list[str] = Field(default_factory=list, description="Resources changed outside Terraform.")
     has_changes: bool = False
     module_version: str = Field("", description="Content hash of the Terraform module the run used.")
+    message: str = Field("", description="What the run did, when a fixed sentence would hide it.")
 
 
 class DriftStatus(enum.StrEnum):

@@ -7,6 +7,7 @@ misnamed limit raises instead of letting two runs touch the same state.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,23 +27,21 @@ def client_limit_name(client_id: str) -> str:
 
 
 def ensure_limit(name: str, limit: int) -> None:
+    """Read first: creating one that exists makes a PostgreSQL-backed server log a unique
+    violation on every run."""
     with get_client(sync_client=True) as client:
         try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
-            )
-        except ObjectAlreadyExists:
-            try:
-                current = client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:  # deleted between the two calls: try once more
+            current = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another run created it meanwhile
                 client.create_global_concurrency_limit(
                     GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
                 )
-                return
-            if current.limit != limit or not current.active:
-                client.update_global_concurrency_limit(
-                    name, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
-                )
+            return
+        if current.limit != limit or not current.active:
+            client.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
+            )
 
 
 @contextmanager

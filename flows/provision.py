@@ -78,6 +78,14 @@ def _act(job: Job, result: RunResult) -> None:
     elif result.operation is Operation.destroy:
         destroyed = terraform_destroy.with_options(**retry)(job)
         result.change_summary, result.changes = destroyed.change_summary, _changes(destroyed)
+        result.drift = destroyed.drift
+        if destroyed.drift:
+            # Never "completed successfully" over something it did not do: say what was gone.
+            removed = destroyed.change_summary.remove if destroyed.change_summary else 0
+            result.message = (
+                f"Destroy completed: {removed} destroyed; already gone outside Terraform "
+                f"(drift): {', '.join(destroyed.drift)}"
+            )
     else:
         _plan_into(result, terraform_plan.with_options(**retry)(job))
 

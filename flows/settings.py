@@ -9,14 +9,20 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_FILES = (PROJECT_ROOT / ".env", Path(".env"))
+"""The project's ``.env`` (read whatever directory a flow run starts in: a process worker
+starts each run in a temporary one), then the current directory's, which wins."""
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         Path(".tenantform"),
         validation_alias=AliasChoices("TENANTFORM_DATA_DIR", "data_dir"),
-        description="Workspaces, local state, the localcloud objects, results and the registry.",
+        description="Workspaces, local state, the localcloud objects, results and the registry;"
+        " a relative path is taken from the project directory.",
     )
     terraform_bin: Path | None = Field(
         None, description="Terraform or OpenTofu binary; default: the pinned Terraform 1.0.3."
@@ -85,7 +91,9 @@ class Settings(BaseSettings):
 
     @property
     def root(self) -> Path:
-        return self.data_dir.resolve()
+        """Absolute; a relative data dir is taken from the project directory, never from the
+        directory a run happens to start in (a worker's runs start in temporary ones)."""
+        return (PROJECT_ROOT / self.data_dir).resolve()
 
 
 @lru_cache

@@ -157,3 +157,17 @@ def test_missing_lock_fails_closed(prefect_server: str) -> None:
     with pytest.raises(Exception, match=r"(?i)concurrency limit|not found|does not exist"):
         with concurrency(f"tenantform-client-missing-{uuid.uuid4()}", occupy=1, strict=True):
             pass
+
+
+def test_a_destroy_over_resources_already_gone_says_so(settings: Any) -> None:
+    cid = str(uuid.uuid4())
+    created = run("provision", cid).result()
+    gone = created["outputs"]["instances"][0]["instance_id"]
+    (settings.root / "localcloud" / "instances" / f"{gone}.json").unlink()
+    destroyed = run("destroy", cid)
+    assert destroyed.is_completed(), destroyed.message
+    result = destroyed.result()
+    assert result["drift"] == ["localcloud_instance.this[0]"], result
+    assert result["change_summary"]["remove"] == 1
+    assert "already gone outside Terraform" in result["message"]
+    assert "localcloud_instance.this[0]" in result["message"]

@@ -17,7 +17,7 @@ from infrastructure.localcloud.resources.bucket import Bucket
 from infrastructure.localcloud.resources.password import Password, generate
 from infrastructure.localcloud.resources.secret import Secret, read_secret
 from infrastructure.localcloud.resources.sql import SqlDatabase, SqlInstance, SqlUser, identifier
-from infrastructure.localcloud.store import Store
+from infrastructure.localcloud.store import open_store
 
 
 @pytest.fixture(autouse=True)
@@ -84,22 +84,22 @@ def test_a_non_empty_bucket_is_kept_unless_force_destroy(data_dir: Path) -> None
 def test_an_sql_instance_holding_another_stacks_database_is_not_deleted(data_dir: Path) -> None:
     instance = {"id": "sql-0a0b0c0d0e0f", "name": "sql-parent", "database_version": "MYSQL_8_0"}
     instance.update(SqlInstance(None).on_create(instance))
-    Store(SqlInstance.kind).put(instance["id"], instance)
+    open_store(SqlInstance.kind).put(instance["id"], instance)
     database = {"id": "db-1", "instance_id": instance["id"], "name": "branch_a"}
     database.update(SqlDatabase(None).on_create(database))
-    Store(SqlDatabase.kind).put(database["id"], database)
+    open_store(SqlDatabase.kind).put(database["id"], database)
     assert (Path(instance["data_path"]) / "branch_a.db").is_file()
 
     with pytest.raises(ValueError, match="still holds databases branch_a"):
         SqlInstance(None).on_delete(instance)
     SqlDatabase(None).on_delete(database)
-    Store(SqlDatabase.kind).delete(database["id"])
+    open_store(SqlDatabase.kind).delete(database["id"])
     SqlInstance(None).on_delete(instance)
     assert not Path(instance["data_path"]).exists()
 
 
 def test_secrets_and_passwords_are_private_files(data_dir: Path) -> None:
-    store = Store(Secret.kind)
+    store = open_store(Secret.kind)
     store.put("s-1", {"id": "s-1", "value": "mysql+pymysql://u:pw@h/db"}, private=Secret.private)
     assert (data_dir / "secrets" / "s-1.json").stat().st_mode & 0o777 == 0o600
     assert (data_dir / "secrets").stat().st_mode & 0o777 == 0o700

@@ -13,7 +13,7 @@ from flows.clouds.gcp import read_gcp_secret, secret_manager_client
 from flows.clouds.local import read_local_secret
 from flows.settings import Settings
 from infrastructure.localcloud.resources.secret import Secret
-from infrastructure.localcloud.store import Store
+from infrastructure.localcloud.store import open_store
 from tests.emulators.drongo import drongo_url
 
 __all__ = ["drongo_url"]  # the fixture, imported explicitly
@@ -47,7 +47,7 @@ def test_a_missing_gcp_secret_is_an_error(drongo_url: str) -> None:
 
 def test_read_local_secret_from_the_store_of_the_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    Store(Secret.kind, root=settings.root / "localcloud").put(
+    open_store(Secret.kind, root=settings.root / "localcloud").put(
         "s-abc", {"id": "s-abc", "value": URL}, private=True
     )
     assert read_local_secret("localcloud/secrets/s-abc", settings) == URL

@@ -7,9 +7,9 @@ from __future__ import annotations
 from flows.settings import Settings
 from infrastructure.localcloud.resources.secret import Secret
 from infrastructure.localcloud.resources.secret import read_secret as read_localcloud_secret
-from infrastructure.localcloud.store import Store
+from infrastructure.localcloud.store import open_store
 
 
 def read_local_secret(reference: str, settings: Settings) -> str:
     """``localcloud/secrets/<id>`` from the localcloud store of this data dir."""
-    return read_localcloud_secret(reference, Store(Secret.kind, root=settings.root / "localcloud"))
+    return read_localcloud_secret(reference, open_store(Secret.kind, root=settings.root / "localcloud"))

@@ -16,7 +16,7 @@ from tf.schema import Schema
 from tf.types import Unknown
 
 from infrastructure.localcloud import faults
-from infrastructure.localcloud.store import Store
+from infrastructure.localcloud.store import ObjectStore, open_store
 
 State = dict[str, Any]
 
@@ -41,8 +41,8 @@ class StoredResource(iface.Resource):
         return cls.schema
 
     @property
-    def store(self) -> Store:
-        return Store(self.kind)
+    def store(self) -> ObjectStore:
+        return open_store(self.kind)
 
     # Hooks -------------------------------------------------------------------------------
     def on_create(self, state: State) -> State:

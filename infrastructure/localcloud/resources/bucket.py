@@ -11,7 +11,7 @@ from tf.schema import Attribute, Schema
 from tf.types import Bool, String
 
 from infrastructure.localcloud.resources.base import State, StoredResource
-from infrastructure.localcloud.store import data_dir
+from infrastructure.localcloud.store import data_dir, shared_url
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$")
 
@@ -45,15 +45,19 @@ class Bucket(StoredResource):
             diags.add_error(f"invalid bucket name {name!r}", "3-63 of a-z, 0-9, '-' and '_'")
 
     def on_create(self, state: State) -> State:
+        if shared_url():  # a shared localcloud: the stored object is the bucket
+            return {"url": f"localcloud://buckets/{state['name']}"}
         path = bucket_dir(state["name"])
         path.mkdir(parents=True, exist_ok=False)
         return {"url": path.as_uri()}
 
     def on_delete(self, current: State) -> None:
+        if shared_url():
+            return
         path = bucket_dir(current["name"])
         if path.exists() and any(path.iterdir()) and not current.get("force_destroy"):
             raise ValueError(f"bucket {current['name']} is not empty (set force_destroy to delete it anyway)")
         shutil.rmtree(path, ignore_errors=True)
 
     def exists(self, stored: State) -> bool:
-        return bucket_dir(stored["name"]).is_dir()
+        return bool(shared_url()) or bucket_dir(stored["name"]).is_dir()

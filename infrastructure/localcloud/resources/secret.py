@@ -9,7 +9,7 @@ from tf.schema import Attribute, Schema
 from tf.types import Map, String
 
 from infrastructure.localcloud.resources.base import State, StoredResource
-from infrastructure.localcloud.store import Store
+from infrastructure.localcloud.store import ObjectStore, open_store
 
 REFERENCE_PREFIX = "localcloud/secrets/"
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # Secret Manager's rule
@@ -43,11 +43,11 @@ class Secret(StoredResource):
         return {"reference": REFERENCE_PREFIX + state["id"]}
 
 
-def read_secret(reference: str, store: Store | None = None) -> str:
+def read_secret(reference: str, store: ObjectStore | None = None) -> str:
     """The app's side of the store: the value behind a ``localcloud/secrets/<id>`` reference."""
     if not reference.startswith(REFERENCE_PREFIX):
         raise ValueError(f"not a localcloud secret reference: {reference!r}")
-    found = (store or Store(Secret.kind)).get(reference.removeprefix(REFERENCE_PREFIX))
+    found = (store or open_store(Secret.kind)).get(reference.removeprefix(REFERENCE_PREFIX))
     if found is None:
         raise KeyError(f"secret {reference} does not exist")
     return str(found["value"])

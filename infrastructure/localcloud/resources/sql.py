@@ -30,7 +30,7 @@ from tf.types import Map, String
 from tf.utils import Diagnostics
 
 from infrastructure.localcloud.resources.base import State, StoredResource
-from infrastructure.localcloud.store import Store, data_dir
+from infrastructure.localcloud.store import DATABASE_URL_ENV, data_dir, open_store, shared_url
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -83,7 +83,7 @@ def admin_connection() -> Iterator[Connection]:
 
 
 def _instance(instance_id: str) -> dict[str, Any]:
-    found = Store(SqlInstance.kind).get(instance_id)
+    found = open_store(SqlInstance.kind).get(instance_id)
     if found is None:
         raise ValueError(f"sql instance {instance_id} does not exist")
     return found
@@ -153,6 +153,11 @@ class SqlInstance(StoredResource):
                 "private_ip": private_ip,
                 "data_path": "",
             }
+        if shared_url():
+            raise ValueError(
+                f"a shared localcloud ({DATABASE_URL_ENV}) needs {ADMIN_URL_ENV} for SQL instances:"
+                " a SQLite file would live on one worker only"
+            )
         path = data_dir() / "sql-data" / state["id"]
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return {"engine": "sqlite", "host": "", "port": "", "private_ip": private_ip, "data_path": str(path)}
@@ -160,7 +165,9 @@ class SqlInstance(StoredResource):
     def on_delete(self, current: State) -> None:
         """Refused while databases of other stacks (sub-hospitals) still live on it: they
         would be lost, or on MySQL left behind with nobody to drop them."""
-        left = sorted(d["name"] for d in Store(SqlDatabase.kind).all() if d["instance_id"] == current["id"])
+        left = sorted(
+            d["name"] for d in open_store(SqlDatabase.kind).all() if d["instance_id"] == current["id"]
+        )
         if left:
             raise ValueError(
                 f"sql instance {current['name']} still holds databases {', '.join(left)}: "
@@ -209,7 +216,7 @@ class SqlDatabase(StoredResource):
         return {"server_name": on_server}
 
     def on_delete(self, current: State) -> None:
-        instance = Store(SqlInstance.kind).get(current["instance_id"])
+        instance = open_store(SqlInstance.kind).get(current["instance_id"])
         if instance is None:
             return
         on_server = identifier(server_database(instance, current["name"]), "database name")
@@ -220,7 +227,7 @@ class SqlDatabase(StoredResource):
             _sqlite_file(instance, on_server).unlink(missing_ok=True)
 
     def exists(self, stored: State) -> bool:
-        instance = Store(SqlInstance.kind).get(stored["instance_id"])
+        instance = open_store(SqlInstance.kind).get(stored["instance_id"])
         if instance is None:
             return False
         on_server = server_database(instance, stored["name"])
@@ -293,14 +300,14 @@ class SqlUser(StoredResource):
         return {"connection_string": self._url(instance, planned)}
 
     def on_delete(self, current: State) -> None:
-        instance = Store(SqlInstance.kind).get(current["instance_id"])
+        instance = open_store(SqlInstance.kind).get(current["instance_id"])
         if instance is not None and instance["engine"] == "mysql":
             name = identifier(current["name"], "user name", _MYSQL_USER_MAX)
             with admin_connection() as conn:
                 conn.execute(text(f"DROP USER IF EXISTS '{name}'@'%'"))
 
     def exists(self, stored: State) -> bool:
-        instance = Store(SqlInstance.kind).get(stored["instance_id"])
+        instance = open_store(SqlInstance.kind).get(stored["instance_id"])
         if instance is None:
             return False
         if instance["engine"] != "mysql":
