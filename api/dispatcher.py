@@ -14,6 +14,9 @@ import logging
 import time
 from datetime import UTC, datetime
 
+import httpx
+from prefect.exceptions import PrefectHTTPStatusError
+
 from api.prefect_gateway import FlowRunView, PrefectGateway
 from api.registry.models import Run, RunStatus
 from api.service import ClientService
@@ -66,6 +69,8 @@ class Dispatcher:
                     await self.sync_sweeps()
             except asyncio.CancelledError:
                 raise
+            except (httpx.HTTPError, OSError, PrefectHTTPStatusError) as exc:
+                log.warning("Prefect did not answer (%s: %s); retrying", type(exc).__name__, exc)
             except Exception:
                 log.exception("dispatcher pass failed; retrying")
             with contextlib.suppress(TimeoutError):

@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from api.dispatcher import Dispatcher
+from api.keys import KeyService, RateLimiter
 from api.prefect_gateway import PrefectGateway
 from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
 from api.registry.models import InvalidTransition
-from api.routes import clients, hospitals, meta, provision, reconcile
+from api.responses import AIRFLOW_ROUTES
+from api.routes import clients, hospitals, keys, meta, provision, reconcile
 from api.service import ClientService, Conflict, InvalidInput, NotFound
 from api.settings import get_gateway_settings
 
@@ -41,6 +47,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.wake = dispatcher.wake
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
     app.state.dispatcher = dispatcher
+    app.state.keys = KeyService(registry)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     dispatcher.start()
     if backup is not None:
         backup.start()
@@ -63,6 +71,11 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status = 400 if _airflow_route(request.url.path) else 422
+        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=status)
+
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -76,9 +89,40 @@ def create_app() -> FastAPI:
     async def _conflict(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    for router in (meta.router, provision.router, hospitals.router, clients.router, reconcile.router):
+    for router in (
+        meta.router,
+        provision.router,
+        hospitals.router,
+        clients.router,
+        reconcile.router,
+        keys.router,
+    ):
         app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _airflow_route(path: str) -> bool:
+    return path == "/provision" or path.startswith("/status/")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI declares 422 for invalid data everywhere; the Airflow routes answer 400."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in AIRFLOW_ROUTES:
+            for operation in schema["paths"].get(path, {}).values():
+                if "422" in operation.get("responses", {}):
+                    answer = operation["responses"].pop("422")
+                    answer["description"] = "Invalid request data (the Airflow document answers 400)."
+                    invalid = answer["content"]["application/json"]["schema"]
+                    unparsable = {"$ref": "#/components/schemas/ErrorDetail"}
+                    answer["content"]["application/json"]["schema"] = {"anyOf": [invalid, unparsable]}
+                    operation["responses"]["400"] = answer
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 app = create_app()

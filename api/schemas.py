@@ -3,12 +3,12 @@ targets' own input models (``flows.targets``); nothing here redeclares them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from api.registry.models import Approval, Client, DriftRecord, Run, RunStatus
+from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope
 from flows.clouds.instances import InstanceOutput
 from flows.contract import Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
@@ -24,6 +24,14 @@ def _provision_request() -> Any:
 
 
 ProvisionRequest: Any = _provision_request()
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; they were written in UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
 
 AirflowStatus = Literal["in_progress", "completed", "failed"]
 
@@ -65,9 +73,10 @@ class RunSummary(BaseModel):
     operation: str
     status: str
     message: str
+    started_by: str | None = Field(None, description="The key that asked: key:<id>, bootstrap, basic:<user>.")
     flow_run_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
@@ -76,6 +85,7 @@ class RunSummary(BaseModel):
             operation=run.operation,
             status=run.status,
             message=run.message,
+            started_by=run.started_by,
             flow_run_id=run.flow_run_id,
             created_at=run.created_at,
             finished_at=run.finished_at,
@@ -84,7 +94,7 @@ class RunSummary(BaseModel):
 
 class DriftView(BaseModel):
     status: str = Field(description="in_sync, drifted, or unknown (never checked, or the check failed).")
-    checked_at: datetime | None
+    checked_at: Timestamp | None
     reason: str
     resources: list[ResourceChange]
 
@@ -99,7 +109,7 @@ class DriftView(BaseModel):
 
 
 class DriftCheckView(BaseModel):
-    checked_at: datetime
+    checked_at: Timestamp
     status: str
     action: str = Field(description="none, healed, reported, skipped or failed.")
     reason: str
@@ -147,8 +157,8 @@ class ClientView(BaseModel):
     remediation: str = Field(description="What a reconciliation sweep does with drift: report or heal.")
     drift: DriftView
     module_version: str | None = Field(None, description="Hash of the module that built the state.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     latest_run: RunSummary | None = None
 
     @classmethod
@@ -207,8 +217,8 @@ class OutputsView(BaseModel):
 class TaskView(BaseModel):
     name: str
     state: str | None
-    start_time: datetime | None
-    end_time: datetime | None
+    start_time: Timestamp | None
+    end_time: Timestamp | None
     message: str
 
 
@@ -272,3 +282,34 @@ class HospitalAccepted(BaseModel):
             if created
             else "already registered with this body",
         )
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["ci-pipeline"])
+    scope: Scope = Field(description="read, write (includes read) or admin (includes both).")
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    scope: str
+    created_at: Timestamp
+    revoked_at: Timestamp | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyView:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            scope=key.scope,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyView):
+    key: str = Field(description="Shown once: store it now.")

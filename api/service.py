@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.keys import caller_name
 from api.merge_patch import merge_patch, value_at
 from api.registry.db import Registry
 from api.registry.models import (
@@ -530,6 +531,7 @@ class ClientService:
             id=run_id,
             client=client,
             operation=operation.value,
+            started_by=caller_name.get(),
             status=RunStatus.accepted,
             message="accepted; waiting for Prefect",
             idempotency_key=key,

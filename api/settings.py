@@ -27,6 +27,10 @@ class GatewaySettings(BaseSettings):
     sync_interval_seconds: float = Field(
         1.0, gt=0, description="How often in-progress runs are read back from Prefect."
     )
+    rate_limit_per_second: float = Field(
+        50, ge=0, description="Requests per second each API key may make, sustained; 0: no limit."
+    )
+    rate_limit_burst: int = Field(200, ge=1, description="Requests each API key may make at once.")
     late_run_seconds: float = Field(
         600, gt=0, description="A flow run no worker has started after this long is cancelled and failed."
     )

@@ -35,7 +35,20 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--limit", type=int, default=2, help="flow runs this worker runs at once (default 2)")
     worker.add_argument("--pool", default=None, help="work pool (default: prefect.yaml's)")
 
+    keys = sub.add_parser("keys", help="API keys on a running gateway (TENANTFORM_URL, admin API_KEY)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key; it is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", choices=["read", "write", "admin"], default="write")
+    keys_sub.add_parser("list", help="the keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id; effective at once")
+    revoke.add_argument("key_id")
+
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        from deployments.keys import run_keys
+
+        return run_keys(args)
     if args.command == "up":
         return run_up(
             StackConfig(

@@ -177,6 +177,8 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None]
+    started_by: Mapped[str | None] = mapped_column(String(64))
+    """The key that asked for the run (``key:<id>``, ``bootstrap``, ``basic:<user>``)."""
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     """Set when a person asked to cancel (or reject) the run; the run ends ``cancelled``."""
 
@@ -252,3 +254,30 @@ class DriftRecord(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     resources: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     flow_run_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class Scope(enum.StrEnum):
+    """Each scope includes the ones before it."""
+
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+    def allows(self, needed: Scope) -> bool:
+        order = list(Scope)
+        return order.index(self) >= order.index(needed)
+
+
+class ApiKey(Base):
+    """A key is shown once, at creation; only its SHA-256 is kept (keys are 256 random
+    bits, so a fast hash is as safe as a slow one and costs nothing per request)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

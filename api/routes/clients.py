@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response
 from api.auth import ApiKey
 from api.deps import Prefect, Service
 from api.registry.models import Approval, ClientStatus
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE
 from api.schemas import (
     Accepted,
     ClientList,
@@ -25,10 +26,15 @@ from api.schemas import (
 from api.service import ClientFilter
 from flows.contract import DriftStatus, Operation
 
-router = APIRouter(prefix="/api", tags=["clients"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/api",
+    tags=["clients"],
+    dependencies=[ApiKey],
+    responses={**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT},
+)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 
 
 @router.get("/clients", response_model=ClientList)
@@ -139,7 +145,7 @@ def client_runs(client_uuid: UUID, service: Service, limit: Limit = 50, offset: 
     return RunList(total=total, limit=limit, offset=offset, runs=[RunSummary.of(r) for r in runs])
 
 
-@router.post("/runs/{run_id}/approve", response_model=RunSummary)
+@router.post("/runs/{run_id}/approve", response_model=RunSummary, responses=UNAVAILABLE)
 async def approve_run(run_id: UUID, service: Service, prefect: Prefect) -> RunSummary:
     """Apply exactly the plan the run saved; a plan made stale by another apply is refused."""
     flow_run_id = service.awaiting_approval_flow_run(str(run_id))

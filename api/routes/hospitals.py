@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.auth import ApiKey
 from api.deps import Service
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND
 from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted
 from api.service import Conflict
 from flows.clouds.hospital import HospitalRequest
@@ -17,7 +18,12 @@ from flows.contract import Operation
 from flows.settings import get_settings
 from flows.targets import hospital_targets
 
-router = APIRouter(prefix="/api/hospitals", tags=["hospitals"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/api/hospitals",
+    tags=["hospitals"],
+    dependencies=[ApiKey],
+    responses={**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT},
+)
 
 HOSPITAL_KINDS = ("hospital", "sub-hospital")
 
@@ -65,7 +71,7 @@ def register_sub_hospital(parent_uuid: UUID, body: HospitalRequest, service: Ser
 def list_hospitals(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ClientList:
     clients, total = service.list_clients(kinds=HOSPITAL_KINDS, limit=limit, offset=offset)
     return ClientList(total=total, limit=limit, offset=offset, clients=[ClientView.of(c) for c in clients])

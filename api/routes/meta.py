@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
+from api.responses import GUARDED
 from flows.targets import all_targets
 from flows.workflows import workflows
 
@@ -18,7 +20,16 @@ router = APIRouter(tags=["meta"])
 VERSION = "0.1.0"
 
 
-@router.get("/health")
+class Health(BaseModel):
+    status: str = Field(description="healthy or unhealthy")
+    checks: dict[str, str] = Field(description="ok, or down with the reason, per dependency")
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency is down; the checks say which."}},
+)
 async def health(service: Service, prefect: Prefect) -> JSONResponse:
     """No auth. 200 when the registry and the Prefect API answer; 503 naming what is down."""
     checks: dict[str, str] = {}
@@ -37,12 +48,12 @@ async def health(service: Service, prefect: Prefect) -> JSONResponse:
     )
 
 
-@router.get("/", dependencies=[ApiKey])
+@router.get("/", dependencies=[ApiKey], responses=GUARDED)
 def root() -> dict[str, Any]:
     return {"service": "tenantform", "version": VERSION, "status": "running", "docs": "/docs"}
 
 
-@router.get("/api", dependencies=[ApiKey])
+@router.get("/api", dependencies=[ApiKey], responses=GUARDED)
 def api_info() -> dict[str, Any]:
     return {
         "service": "tenantform",

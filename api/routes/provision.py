@@ -9,10 +9,11 @@ from fastapi import APIRouter, Header
 
 from api.auth import KeyOrBasic
 from api.deps import Service
+from api.responses import CONFLICT, GUARDED, NOT_FOUND
 from api.schemas import ProvisionRequest, ProvisionResponse
 from flows.targets import by_cloud_provider
 
-router = APIRouter(tags=["provision"], dependencies=[KeyOrBasic])
+router = APIRouter(tags=["provision"], dependencies=[KeyOrBasic], responses={**GUARDED})
 
 IdempotencyKey = Annotated[
     str | None,
@@ -25,7 +26,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.post("/provision", status_code=202, response_model=ProvisionResponse)
+@router.post("/provision", status_code=202, response_model=ProvisionResponse, responses=CONFLICT)
 def provision(
     body: ProvisionRequest,
     service: Service,
@@ -43,6 +44,6 @@ def provision(
     return ProvisionResponse.of(accepted.run)
 
 
-@router.get("/status/{request_id}", response_model=ProvisionResponse)
+@router.get("/status/{request_id}", response_model=ProvisionResponse, responses=NOT_FOUND)
 def status(request_id: UUID, service: Service) -> ProvisionResponse:
     return ProvisionResponse.of(service.get_run(str(request_id)))

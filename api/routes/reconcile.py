@@ -11,12 +11,18 @@ from pydantic import ConfigDict
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE
 from api.schemas import DriftCheckView, DriftReport, DriftView, FleetPage, SweepAccepted
 from api.service import ClientFilter
 from flows.contract import Operation, SweepTarget
 from flows.workflows import workflow
 
-router = APIRouter(prefix="/api", tags=["reconcile"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/api",
+    tags=["reconcile"],
+    dependencies=[ApiKey],
+    responses={**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT, **UNAVAILABLE},
+)
 
 
 class SweepFilter(ClientFilter):
