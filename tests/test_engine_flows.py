@@ -60,10 +60,22 @@ def test_provision_update_destroy(settings: Any) -> None:
 
 
 def test_transient_failure_is_retried(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOCALCLOUD_FAIL_TRANSIENT_ONCE", uuid.uuid4().hex)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter
+
+    token = uuid.uuid4().hex
+    monkeypatch.setenv("LOCALCLOUD_FAIL_TRANSIENT_ONCE", token)
     state = run("provision", str(uuid.uuid4()), {**REQUEST, "count": 1})
     assert state.is_completed(), state.message
     assert len(state.result()["outputs"]["instances"]) == 1
+    assert (settings.root / "localcloud" / "_faults" / f"transient-{token}").exists(), "the fault fired"
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(),
+        )
+    (apply,) = [r for r in runs if r.name.startswith("terraform-apply")]
+    assert apply.run_count == 2, "apply ran again after the transient failure"
 
 
 def test_permanent_failure_fails_with_typed_error(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,13 +162,40 @@ def test_same_client_runs_are_serialized_different_clients_overlap(
     assert c_start < d_end and d_start < c_end, "runs of different clients did not overlap"
 
 
-def test_missing_lock_fails_closed(prefect_server: str) -> None:
-    """strict=True: a limit that does not exist raises instead of letting the run in."""
-    from prefect.concurrency.sync import concurrency
+def test_a_missing_client_lock_fails_closed(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's own lock: were the limits not created (or misnamed), the run must not
+    get in without them."""
+    from flows import locks
 
+    monkeypatch.setattr(locks, "ensure_limit", lambda name, limit: None)
+    entered = []
     with pytest.raises(Exception, match=r"(?i)concurrency limit|not found|does not exist"):
-        with concurrency(f"tenantform-client-missing-{uuid.uuid4()}", occupy=1, strict=True):
-            pass
+        with locks.client_lock(f"missing-{uuid.uuid4()}", 2):
+            entered.append(True)
+    assert entered == []
+
+
+def test_the_fleet_cap_holds_a_third_run_while_two_run(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.fleet_concurrency == 2
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "3")
+    windows = _run_in_threads([str(uuid.uuid4()) for _ in range(3)])
+    moments = sorted({t for w in windows for t in w})
+    most = max(sum(start <= m < end for start, end in windows) for m in moments)
+    assert most == 2, f"runs at once: {most} (windows {windows})"
+
+
+def test_the_default_retry_policy_is_three_retries_five_minutes_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Airflow document's policy, read from settings (the tests shorten it by env)."""
+    from flows.settings import Settings
+    from flows.tasks import retrying
+
+    monkeypatch.delenv("TASK_RETRIES")
+    monkeypatch.delenv("TASK_RETRY_DELAY_SECONDS")
+    assert retrying(Settings(_env_file=None)) == {"retries": 3, "retry_delay_seconds": 300}
 
 
 def test_a_destroy_over_resources_already_gone_says_so(settings: Any) -> None:

@@ -21,7 +21,10 @@ def _pg_up() -> bool:
         return s.connect_ex(("127.0.0.1", 5432)) == 0
 
 
-pytestmark = pytest.mark.skipif(not _pg_up(), reason="PostgreSQL does not answer on 127.0.0.1:5432")
+@pytest.fixture(autouse=True)
+def _postgres_answers() -> None:
+    if not _pg_up():
+        pytest.fail("PostgreSQL does not answer on 127.0.0.1:5432: the tests need it (.ci/run starts it)")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def _mariadb_up() -> bool:
 def mariadb_database() -> Iterator[str]:
     """A fresh database on the machine's MariaDB, dropped afterwards."""
     if not _mariadb_up():
-        pytest.skip("MariaDB does not answer on 127.0.0.1:3306")
+        pytest.fail("MariaDB does not answer on 127.0.0.1:3306: the tests need it (.ci/run starts it)")
     name = f"tf_schema_{uuid.uuid4().hex[:10]}"
     admin = create_engine(MARIADB_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

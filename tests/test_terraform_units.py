@@ -94,3 +94,19 @@ def test_redactor_masks_longest_first_and_nested_values() -> None:
     redact.add(sensitive_values({"a": ["zzzz-secret"], "b": 3}))
     assert redact("x abcdefgh y abcd zzzz-secret") == f"x {MASK} y {MASK} {MASK}"
     assert Redactor(["ab"])("ab") == "ab"  # too short to mask meaningfully
+
+
+def test_secrets_are_masked_in_their_json_escaped_forms_too() -> None:
+    """Terraform's -json lines escape quotes, backslashes, <, > and & (Go's encoder)."""
+    import json as _json
+
+    from flows.terraform.redact import MASK, Redactor
+
+    secret = 'p"a\\s<s>&wörd'
+    redact = Redactor([secret])
+    go_line = '{"@message": "value: p\\"a\\\\s\\u003cs\\u003e\\u0026wörd"}'
+    assert secret not in redact(secret) and MASK in redact(secret)
+    assert 'p\\"a' not in redact(go_line) and MASK in redact(go_line), redact(go_line)
+    py_line = _json.dumps({"m": secret})
+    assert MASK in redact(py_line) and "s<s>" not in redact(py_line)
+    assert MASK in redact(_json.dumps({"m": secret}, ensure_ascii=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -18,7 +19,7 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        fresh = {s for s in secrets if isinstance(s, str) and len(s) >= 4}
+        fresh = {form for s in secrets if isinstance(s, str) and len(s) >= 4 for form in _forms(s)}
         if fresh - self._secrets:
             self._secrets |= fresh
             ordered = sorted(self._secrets, key=len, reverse=True)
@@ -28,6 +29,14 @@ class Redactor:
         if self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret as written, and as JSON escapes it: Terraform's ``-json`` lines (Go's
+    encoder, which also escapes ``<``, ``>`` and ``&``) and Python's ``json.dumps``."""
+    go = json.dumps(secret, ensure_ascii=False)[1:-1]
+    go = go.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return {secret, go, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
 
 
 def sensitive_values(value: object) -> list[str]:
