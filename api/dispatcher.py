@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -42,6 +43,7 @@ class Dispatcher:
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
         self.late_after = late_after
+        self.on_dispatched: Callable[[float], None] = lambda _seconds: None
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
         self._wake = asyncio.Event()
@@ -96,6 +98,8 @@ class Dispatcher:
                 self.service.note_dispatch_failure(run.id, reason)
                 break
             self.service.mark_dispatched(run.id, flow_run_id)
+            created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
+            self.on_dispatched((datetime.now(UTC) - created).total_seconds())
             dispatched += 1
         return dispatched
 

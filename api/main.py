@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.dispatcher import Dispatcher
 from api.keys import KeyService, RateLimiter
+from api.metrics import Metrics
 from api.prefect_gateway import PrefectGateway
 from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
@@ -48,6 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
     app.state.dispatcher = dispatcher
     app.state.keys = KeyService(registry)
+    app.state.metrics.attach(registry)
+    dispatcher.on_dispatched = app.state.metrics.dispatch_latency.observe
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     dispatcher.start()
     if backup is not None:
@@ -98,6 +101,8 @@ def create_app() -> FastAPI:
         keys.router,
     ):
         app.include_router(router)
+    app.state.metrics = Metrics()
+    app.middleware("http")(app.state.metrics.middleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

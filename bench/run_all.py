@@ -12,6 +12,7 @@ for script in (
     "bench.sweep",
     "bench.list_clients",
     "bench.scale_out",
+    "bench.fault_matrix",
 ):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, "-m", script], check=True)

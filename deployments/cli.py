@@ -1,76 +1,274 @@
-"""The ``tenantform`` command."""
+"""The ``tenantform`` command. ``up``, ``deploy`` and ``worker`` run the system; the rest
+talk to a gateway over HTTP like any client (``TENANTFORM_URL``, ``API_KEY``; the key of
+a local ``up`` is read from ``.tenantform/api-key`` when ``API_KEY`` is not set).
+
+Exit codes: 0 done, 1 the gateway refused or the run failed, 2 bad usage or no gateway.
+``--json`` prints the gateway's answer as JSON for scripts."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import json
 import os
+import sys
+import time
 from pathlib import Path
+from typing import Annotated, Any
 
-from deployments.stack import StackConfig, run_up
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+clients_app = typer.Typer(help="Clients in the registry.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: state, tasks, logs.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (an admin key is needed).", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(runs_app, name="runs")
+app.add_typer(keys_app, name="keys")
+console = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
+ENDED = ("completed", "failed", "cancelled")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tenantform", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# Running the system ------------------------------------------------------------------------
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Gateway address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server port.")] = 4200,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="TENANTFORM_DATA_DIR", help="The data dir (default .tenantform/ in the current directory)."
+        ),
+    ] = Path(".tenantform"),
+    worker_limit: Annotated[int, typer.Option(help="Flow runs the worker runs at once.")] = 4,
+) -> None:
+    """Start Prefect, a worker and the gateway on this machine."""
+    from deployments.stack import StackConfig, run_up
 
-    up = sub.add_parser("up", help="start Prefect, a worker and the gateway on this machine")
-    up.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
-    up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
-    up.add_argument("--prefect-port", type=int, default=4200, help="Prefect server port (default 4200)")
-    up.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("TENANTFORM_DATA_DIR", ".tenantform")),
-        help="TENANTFORM_DATA_DIR (default .tenantform/ in the current directory)",
-    )
-    up.add_argument("--worker-limit", type=int, default=4, help="flow runs one worker runs at once")
-
-    sub.add_parser(
-        "deploy",
-        help="set up PREFECT_API_URL as `up` does: work pool, deployments, the missed-heartbeat"
-        " automation, the fleet concurrency limit",
-    )
-    worker = sub.add_parser("worker", help="a process worker with the project's settings, after checks")
-    worker.add_argument("--limit", type=int, default=2, help="flow runs this worker runs at once (default 2)")
-    worker.add_argument("--pool", default=None, help="work pool (default: prefect.yaml's)")
-
-    keys = sub.add_parser("keys", help="API keys on a running gateway (TENANTFORM_URL, admin API_KEY)")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="make a key; it is printed once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--scope", choices=["read", "write", "admin"], default="write")
-    keys_sub.add_parser("list", help="the keys (never their secrets)")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by id; effective at once")
-    revoke.add_argument("key_id")
-
-    args = parser.parse_args(argv)
-    if args.command == "keys":
-        from deployments.keys import run_keys
-
-        return run_keys(args)
-    if args.command == "up":
-        return run_up(
+    raise typer.Exit(
+        run_up(
             StackConfig(
-                data_dir=args.data_dir.resolve(),
-                host=args.host,
-                port=args.port,
-                prefect_port=args.prefect_port,
+                data_dir=data_dir.resolve(),
+                host=host,
+                port=port,
+                prefect_port=prefect_port,
                 prefect_api_url=os.environ.get("PREFECT_API_URL") or None,
                 api_key=os.environ.get("API_KEY") or None,
-                worker_limit=args.worker_limit,
+                worker_limit=worker_limit,
             )
         )
-    if args.command == "worker":
-        from deployments.worker import WorkerConfig, run_worker
+    )
 
-        return run_worker(WorkerConfig(limit=args.limit, pool=args.pool))
+
+@app.command()
+def deploy() -> None:
+    """Set up PREFECT_API_URL as `up` does: work pool, deployments, the missed-heartbeat
+    automation, the fleet concurrency limit."""
     from deployments.apply import set_up_prefect
 
     for name, what in asyncio.run(set_up_prefect()).items():
         print(f"{name} {what}")
+
+
+@app.command()
+def worker(
+    limit: Annotated[int, typer.Option(help="Flow runs this worker runs at once.")] = 2,
+    pool: Annotated[str | None, typer.Option(help="Work pool (default: prefect.yaml's).")] = None,
+) -> None:
+    """A process worker with the project's settings, after checking what runs need."""
+    from deployments.worker import WorkerConfig, run_worker
+
+    raise typer.Exit(run_worker(WorkerConfig(limit=limit, pool=pool)))
+
+
+# Talking to a gateway ----------------------------------------------------------------------
+def _gateway() -> httpx.Client:
+    key = os.environ.get("API_KEY")
+    local = Path(os.environ.get("TENANTFORM_DATA_DIR", ".tenantform")) / "api-key"
+    if not key and local.exists():
+        key = local.read_text().strip()
+    if not key:
+        console.print("[red]set API_KEY (or run from the directory of `tenantform up`)[/red]")
+        raise typer.Exit(2)
+    url = os.environ.get("TENANTFORM_URL", "http://127.0.0.1:8000")
+    return httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30)
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with _gateway() as gateway:
+            answer = gateway.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        console.print(
+            f"[red]no gateway at {os.environ.get('TENANTFORM_URL', 'http://127.0.0.1:8000')}: {exc}[/red]"
+        )
+        raise typer.Exit(2) from None
+    if answer.is_error:
+        detail = (
+            answer.json().get("detail") if "json" in answer.headers.get("content-type", "") else answer.text
+        )
+        console.print(f"[red]{answer.status_code}: {detail}[/red]")
+        raise typer.Exit(1)
+    return answer.json()
+
+
+def _show(
+    data: Any, as_json: bool, columns: list[str] | None = None, rows: list[dict[str, Any]] | None = None
+) -> None:
+    if as_json or columns is None:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    table = Table(*columns)
+    for row in rows or []:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    console.print(table)
+
+
+@clients_app.command("list")
+def clients_list(
+    status: Annotated[str | None, typer.Option(help="Only clients in this status.")] = None,
+    drift: Annotated[str | None, typer.Option(help="Only clients with this drift status.")] = None,
+    target: Annotated[str | None, typer.Option(help="Only clients of this target.")] = None,
+    limit: int = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    params = {
+        k: v for k, v in {"status": status, "drift": drift, "target": target, "limit": limit}.items() if v
+    }
+    data = _call("GET", "/api/clients", params=params)
+    rows = [{**c, "drift": c["drift"]["status"]} for c in data["clients"]]
+    _show(data, as_json, ["client_uuid", "target", "name", "status", "drift"], rows)
+
+
+@clients_app.command("show")
+def clients_show(client_id: str, as_json: JsonOpt = False) -> None:
+    _show(_call("GET", f"/api/clients/{client_id}/status"), True)
+
+
+@clients_app.command("outputs")
+def clients_outputs(client_id: str, as_json: JsonOpt = False) -> None:
+    _show(_call("GET", f"/api/clients/{client_id}/outputs"), as_json)
+
+
+@clients_app.command("delete")
+def clients_delete(
+    client_id: str,
+    cascade: Annotated[bool, typer.Option(help="Also destroy sub-clients.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the destroy to end.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    accepted = _call("DELETE", f"/api/clients/{client_id}", params={"cascade": str(cascade).lower()})
+    _finish(accepted, wait, as_json)
+
+
+@app.command()
+def provision(
+    prefix: Annotated[str, typer.Option(help="Instances are named {prefix}-{n}.")],
+    count: Annotated[int, typer.Option(help="How many instances.")] = 1,
+    cloud: Annotated[str, typer.Option(help="local, aws or oci.")] = "local",
+    config: Annotated[str, typer.Option(help="provider_config as JSON.")] = "{}",
+    wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The Airflow document's request."""
+    try:
+        provider_config = json.loads(config)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]--config is not JSON: {exc}[/red]")
+        raise typer.Exit(2) from None
+    body = {
+        "cloud_provider": cloud,
+        "provider_config": provider_config,
+        "instance_name_prefix": prefix,
+        "count": count,
+    }
+    _finish(_call("POST", "/provision", json=body), wait, as_json)
+
+
+def _finish(accepted: dict[str, Any], wait: bool, as_json: bool) -> None:
+    run_id = accepted["request_id"]
+    if not wait:
+        _show(accepted, as_json)
+        return
+    while (run := _call("GET", f"/api/runs/{run_id}"))["status"] not in ENDED:
+        time.sleep(1)
+    _show(run, as_json)
+    raise typer.Exit(0 if run["status"] == "completed" else 1)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: JsonOpt = False) -> None:
+    _show(_call("GET", f"/api/runs/{run_id}"), as_json)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run ends.")] = False,
+) -> None:
+    printed = 0
+    while True:
+        run = _call("GET", f"/api/runs/{run_id}", params={"logs": "true"})
+        lines = run.get("logs") or []
+        for line in lines[printed:]:
+            print(line, flush=True)
+        printed = len(lines)
+        if not follow or run["status"] in ENDED:
+            raise typer.Exit(0 if run["status"] != "failed" else 1)
+        time.sleep(2)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    scope: Annotated[str, typer.Option(help="read, write or admin.")] = "write",
+    as_json: JsonOpt = False,
+) -> None:
+    """The key is printed once."""
+    _show(_call("POST", "/api/keys", json={"name": name, "scope": scope}), True)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    data = _call("GET", "/api/keys")
+    _show(data, as_json, ["id", "name", "prefix", "scope", "created_at", "revoked_at"], data)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, as_json: JsonOpt = False) -> None:
+    _show(_call("DELETE", f"/api/keys/{key_id}"), True)
+
+
+@app.command()
+def doctor(as_json: JsonOpt = False) -> None:
+    """Check Terraform, the data dir, the state backend, Prefect, the gateway and the clouds'
+    credentials; say what is wrong and how to fix it."""
+    from deployments.doctor import diagnose
+
+    findings = diagnose()
+    if as_json:
+        print(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        table = Table("check", "status", "detail")
+        for f in findings:
+            colour = {"ok": "green", "warning": "yellow", "error": "red"}[f.status]
+            table.add_row(f.check, f"[{colour}]{f.status}[/{colour}]", f.detail)
+        console.print(table)
+    raise typer.Exit(1 if any(f.status == "error" for f in findings) else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Typer exits with the code: 2 for bad usage, a command's own otherwise."""
+    try:
+        app(args=argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

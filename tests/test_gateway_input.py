@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASIC
+from tests.conftest import API_KEY, BASIC
 
 GOOD = {
     "cloud_provider": "local",
@@ -107,3 +107,34 @@ def test_idempotency_key_with_another_body_is_409(gateway: Any) -> None:
     assert again.json()["request_id"] == first.json()["request_id"]
     other = gateway.post("/provision", json={**GOOD, "count": 2}, headers=key)
     assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
+
+
+def test_metrics_count_requests_runs_and_drift(gateway: Any) -> None:
+    gateway.get("/api/clients")
+    gateway.post("/provision", json=GOOD)
+    text = gateway.get("/metrics").text
+    assert 'tenantform_http_requests_total{code="200",method="GET",route="/api/clients"}' in text
+    assert 'tenantform_http_requests_total{code="202",method="POST",route="/provision"}' in text
+    assert 'tenantform_runs{operation="provision"' in text
+    assert 'tenantform_clients_drift{drift="unknown"} 1.0' in text
+    assert "tenantform_oldest_accepted_age_seconds" in text
+    assert "tenantform_dispatch_latency_seconds_bucket" in text
+    assert API_KEY not in text
+
+
+def test_the_grafana_dashboard_reads_metrics_the_gateway_serves() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).parents[1] / "deploy" / "grafana" / "tenantform.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {n for e in exprs for n in re.findall(r"tenantform_[a-z_]+", e)}
+    served = {
+        "tenantform_http_requests_total",
+        "tenantform_runs",
+        "tenantform_dispatch_latency_seconds_bucket",
+        "tenantform_oldest_accepted_age_seconds",
+        "tenantform_clients_drift",
+    }
+    assert names and names <= served, names - served

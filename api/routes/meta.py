@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -46,6 +47,13 @@ async def health(service: Service, prefect: Prefect) -> JSONResponse:
         {"status": "healthy" if healthy else "unhealthy", "checks": checks},
         status_code=200 if healthy else 503,
     )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text format; no auth, like /health (counts only, never inputs or names)."""
+    body = generate_latest(request.app.state.metrics.prometheus)
+    return PlainTextResponse(body.decode(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/", dependencies=[ApiKey], responses=GUARDED)

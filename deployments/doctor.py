@@ -1,0 +1,87 @@
+"""``tenantform doctor``: what a run needs, checked from here, each with how to fix it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from deployments.worker import NotReady, check_data_dir, check_prefect, check_state_backend, check_terraform
+from flows.settings import get_settings
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str  # ok, warning, error
+    detail: str
+
+
+def _probe(check: str, run: Callable[[], object]) -> Finding:
+    try:
+        return Finding(check, "ok", str(run()))
+    except NotReady as exc:
+        return Finding(check, "error", str(exc))
+    except Exception as exc:
+        return Finding(check, "error", f"{type(exc).__name__}: {exc}")
+
+
+def _gateway() -> str:
+    url = os.environ.get("TENANTFORM_URL", "http://127.0.0.1:8000")
+    try:
+        answer = httpx.get(f"{url}/health", timeout=10)
+    except httpx.HTTPError as exc:
+        raise NotReady(
+            f"no gateway at {url} ({type(exc).__name__}); start it or set TENANTFORM_URL"
+        ) from None
+    checks = answer.json().get("checks", {})
+    if answer.status_code != 200:
+        raise NotReady(f"{url} is unhealthy: {checks}")
+    return f"{url}: {checks}"
+
+
+def _credentials() -> list[Finding]:
+    """Which clouds this machine could build on (warnings: a cloud not set up is fine)."""
+    settings = get_settings()
+    found = []
+    aws = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+    found.append(
+        Finding(
+            "AWS credentials",
+            "ok" if aws else "warning",
+            "present" if aws else "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE not set",
+        )
+    )
+    oci = [
+        n
+        for n in ("OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY_PATH")
+        if not os.environ.get(n)
+    ]
+    found.append(
+        Finding(
+            "OCI credentials", "warning" if oci else "ok", f"missing {', '.join(oci)}" if oci else "present"
+        )
+    )
+    gcp = settings.gcp_project_id
+    found.append(
+        Finding(
+            "GCP project",
+            "ok" if gcp else "warning",
+            gcp or "GCP_PROJECT_ID not set: hospitals are built on localcloud",
+        )
+    )
+    return found
+
+
+def diagnose() -> list[Finding]:
+    settings = get_settings()
+    return [
+        _probe("Terraform", lambda: check_terraform(settings)),
+        _probe("data dir", lambda: check_data_dir(settings)),
+        _probe("state backend", lambda: check_state_backend(settings)),
+        _probe("Prefect API", lambda: check_prefect(os.environ.get("PREFECT_API_URL"))),
+        _probe("gateway", _gateway),
+        *_credentials(),
+    ]

@@ -1,0 +1,196 @@
+"""The fault matrix's small twin (``bench/fault_matrix.py`` is the large one): a stack of
+its own (Prefect server, worker, gateway, each a real process), SIGKILLs at the moments
+the other tests do not reach, then the promises checked: every run ends with a reason,
+exactly one flow run per request, the registry agrees with Prefect, no client slot is
+left taken, and the same client runs again at once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deployments.processes import descendants
+from tests.support import (
+    free_port,
+    gateway_env,
+    http_ok,
+    start_gateway,
+    start_prefect_server,
+    start_worker,
+    stop_process,
+    stop_worker,
+    wait_until,
+)
+
+KEY = "fault-key-0123456789"
+ENDED = ("completed", "failed", "cancelled")
+SLOW = {"LOCALCLOUD_CREATE_DELAY_SECONDS": "6", "LOCALCLOUD_DELAY_NAME_PREFIX": "slow"}
+
+
+@dataclass
+class Stack:
+    root: Path
+    prefect_port: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=free_port)
+    server: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **gateway_env(self.root, self.api_url, KEY),
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+            **SLOW,
+        }
+
+    def start_server(self) -> None:
+        (self.root / "prefect").mkdir(parents=True, exist_ok=True)
+        self.server = start_prefect_server(self.root / "prefect", self.prefect_port)
+        wait_until(lambda: http_ok(f"{self.api_url}/health"), 180, "the Prefect server")
+
+    def start_worker(self) -> None:
+        self.worker = start_worker(self.env, self.root / "worker.log")
+
+    def start_gateway(self) -> None:
+        self.gateway = start_gateway(self.env, self.gateway_port, self.root / "gateway.log")
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{self.gateway_port}/openapi.json"), 60, "the gateway")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.gateway_port}", headers={"X-API-Key": KEY}, timeout=20
+        )
+
+
+def kill(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.apply import set_up_prefect
+
+    running = Stack(tmp_path)
+    running.start_server()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: running.api_url}):  # this process's client
+            asyncio.run(set_up_prefect())
+            running.start_worker()
+            running.start_gateway()
+            yield running
+    finally:
+        for proc in (running.gateway, running.worker):
+            if proc is not None and proc.poll() is None:
+                stop_worker(proc) if proc is running.worker else stop_process(proc)
+        if running.server is not None:
+            stop_process(running.server)
+
+
+def wait_ended(gateway: httpx.Client, run_id: str, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            run: dict[str, Any] = gateway.get(f"/api/runs/{run_id}").json()
+            if run["status"] in ENDED:
+                return run
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"run {run_id} did not end")
+
+
+def applying(gateway: httpx.Client, run_id: str) -> bool:
+    tasks = gateway.get(f"/api/runs/{run_id}").json().get("tasks") or []
+    return any(t["name"].startswith("terraform-apply") and t["state"] == "Running" for t in tasks)
+
+
+def test_prefect_and_the_gateway_killed_mid_run(stack: Stack) -> None:
+    """Prefect's server SIGKILLed while an apply runs and started again; the gateway SIGKILLed
+    with the run in flight and started again: the run ends (completed, or failed saying
+    why), once; Prefect and the registry agree; the client runs again at once."""
+    gateway = stack.client()
+    body = {
+        "cloud_provider": "local",
+        "provider_config": {},
+        "instance_name_prefix": "slow-fault",
+        "count": 2,
+    }
+    run_id = gateway.post("/provision", json=body).json()["request_id"]
+    wait_until(lambda: applying(gateway, run_id), 180, "terraform-apply to start")
+
+    kill(stack.server)
+    kill(stack.gateway)
+    time.sleep(2)
+    stack.start_server()
+    stack.start_gateway()
+    gateway = stack.client()
+
+    run = wait_ended(gateway, run_id)
+    assert run["message"], "every end has a reason"
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    with get_client(sync_client=True) as prefect:
+        flow_runs = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"run:{run_id}"]))
+        )
+        assert len(flow_runs) == 1, "exactly one flow run for the request, restarts or not"
+        state = flow_runs[0].state
+        assert state is not None and state.is_final()
+        agrees = {"completed": state.is_completed(), "failed": state.is_failed() or state.is_crashed()}
+        assert agrees.get(run["status"], False), f"registry {run['status']} vs Prefect {state.type}"
+
+    again = gateway.patch(f"/api/clients/{run['client_uuid']}", json={"instance_name_prefix": "after-fault"})
+    assert again.status_code == 202, again.text
+    done = wait_ended(gateway, again.json()["request_id"])
+    assert done["status"] == "completed", done
+    with get_client(sync_client=True) as prefect:
+        limit = prefect.read_global_concurrency_limit_by_name(f"tenantform-client-{run['client_uuid']}")
+    assert limit.active_slots == 0, "no slot left taken"
+
+
+def test_the_worker_killed_and_the_same_client_run_again(stack: Stack) -> None:
+    """The worker and its run SIGKILLed mid-apply: the run ends with a reason once the
+    heartbeat automation (or the late bound) says so, and the next run of that client has
+    no stuck slot, no stuck state lock and no half-written state."""
+    gateway = stack.client()
+    body = {
+        "cloud_provider": "local",
+        "provider_config": {},
+        "instance_name_prefix": "slow-worker",
+        "count": 1,
+    }
+    run_id = gateway.post("/provision", json=body).json()["request_id"]
+    wait_until(lambda: applying(gateway, run_id), 180, "terraform-apply to start")
+    kill(stack.worker)
+    stack.start_worker()
+    run = wait_ended(gateway, run_id, timeout=300)
+    assert run["status"] == "failed" and run["message"], run
+    retried = gateway.post(f"/api/clients/{run['client_uuid']}/retry")
+    assert retried.status_code == 202, retried.text
+    done = wait_ended(gateway, retried.json()["request_id"])
+    assert done["status"] == "completed", done
+    assert len(done["result"]["outputs"]["instances"]) == 1
