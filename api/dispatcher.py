@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import httpx
 from prefect.exceptions import PrefectHTTPStatusError
 
+from api.callbacks import CallbackSender
 from api.prefect_gateway import FlowRunView, PrefectGateway
 from api.registry.models import Run, RunStatus
 from api.service import ClientService
@@ -37,6 +38,7 @@ class Dispatcher:
         dispatch_interval: float,
         sync_interval: float,
         late_after: float = 600.0,
+        callbacks: CallbackSender | None = None,
     ) -> None:
         self.service = service
         self.prefect = prefect
@@ -44,6 +46,7 @@ class Dispatcher:
         self.sync_interval = sync_interval
         self.late_after = late_after
         self.on_dispatched: Callable[[float], None] = lambda _seconds: None
+        self.callbacks = callbacks or CallbackSender(service.registry, None)
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
         self._wake = asyncio.Event()
@@ -66,6 +69,7 @@ class Dispatcher:
             try:
                 await self.dispatch_pending()
                 await self.sync_in_progress()
+                await self.callbacks.deliver_due()
                 if time.monotonic() >= self._next_sweep_sync:
                     self._next_sweep_sync = time.monotonic() + self.sweep_sync_interval
                     await self.sync_sweeps()

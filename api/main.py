@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from api.callbacks import CallbackSender
 from api.dispatcher import Dispatcher
 from api.keys import KeyService, RateLimiter
 from api.metrics import Metrics
@@ -44,6 +45,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatch_interval=settings.dispatch_interval_seconds,
         sync_interval=settings.sync_interval_seconds,
         late_after=settings.late_run_seconds,
+        callbacks=CallbackSender(
+            registry, settings.callback_secret.get_secret_value() if settings.callback_secret else None
+        ),
     )
     service.wake = dispatcher.wake
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope
 from flows.clouds.instances import InstanceOutput
@@ -155,6 +155,7 @@ class ClientView(BaseModel):
     inputs: dict[str, Any] = Field(description="The client's inputs as last accepted (never secrets).")
     approval: str = Field(description="auto: provisions apply what they plan; required: they wait.")
     remediation: str = Field(description="What a reconciliation sweep does with drift: report or heal.")
+    callback_url: str | None = Field(None, description="Told of every run's end.")
     drift: DriftView
     module_version: str | None = Field(None, description="Hash of the module that built the state.")
     created_at: Timestamp
@@ -167,6 +168,7 @@ class ClientView(BaseModel):
             inputs=client.inputs,
             approval=client.approval,
             remediation=client.remediation,
+            callback_url=client.callback_url,
             drift=DriftView.of(client),
             module_version=client.module_version,
             client_uuid=client.id,
@@ -202,6 +204,9 @@ class ClientSettings(BaseModel):
     approval: Approval | None = Field(None, description="required: every provision waits for approval.")
     remediation: Remediation | None = Field(
         None, description="heal: a sweep applies a plan that only creates or updates in place."
+    )
+    callback_url: HttpUrl | None = Field(
+        None, description="Told of every run's end (HMAC-signed POST); null removes it."
     )
 
 

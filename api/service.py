@@ -239,7 +239,13 @@ class ClientService:
         return Accepted(run=run, client=client, created=True)
 
     def configure(
-        self, client_id: str, *, approval: Approval | None = None, remediation: Remediation | None = None
+        self,
+        client_id: str,
+        *,
+        approval: Approval | None = None,
+        remediation: Remediation | None = None,
+        callback_url: str | None = None,
+        set_callback: bool = False,
     ) -> Client:
         with self.registry.session() as session:
             client = self._client(session, client_id)
@@ -248,6 +254,8 @@ class ClientService:
                 client.approval = approval
             if remediation is not None:
                 client.remediation = remediation
+            if set_callback:
+                client.callback_url = callback_url
             return client
 
     def cancel(self, run_id: str, reason: str) -> Run:

@@ -31,6 +31,9 @@ class GatewaySettings(BaseSettings):
         50, ge=0, description="Requests per second each API key may make, sustained; 0: no limit."
     )
     rate_limit_burst: int = Field(200, ge=1, description="Requests each API key may make at once.")
+    callback_secret: SecretStr | None = Field(
+        None, description="Key of the HMAC-SHA256 signature on calls to clients' callback URLs."
+    )
     late_run_seconds: float = Field(
         600, gt=0, description="A flow run no worker has started after this long is cancelled and failed."
     )

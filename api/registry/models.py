@@ -103,6 +103,8 @@ class Client(Base):
     drift_checked_at: Mapped[datetime | None]
     drift_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     drift_resources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    """Told of every run's end (POST, HMAC-signed), retried until it answers 2xx."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -183,6 +185,7 @@ class Run(Base):
     """Set when a person asked to cancel (or reject) the run; the run ends ``cancelled``."""
 
     client: Mapped[Client] = relationship(back_populates="runs")
+    callbacks: Mapped[list[Callback]] = relationship(back_populates="run")
 
     @property
     def terminal(self) -> bool:
@@ -238,6 +241,24 @@ class Run(Base):
         self.result = result
         self.finished_at = utcnow()
         self.client.run_finished(self)
+        if self.client.callback_url:
+            # Written with the end itself: a crash after this commit still delivers it.
+            self.callbacks.append(Callback(url=self.client.callback_url, body=self.callback_body()))
+
+    def callback_body(self) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "request_id": self.id,
+                "client_uuid": self.client_id,
+                "operation": self.operation,
+                "status": self.status,
+                "message": self.message,
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            },
+            sort_keys=True,
+        )
 
 
 class DriftRecord(Base):
@@ -281,3 +302,21 @@ class ApiKey(Base):
     scope: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class Callback(Base):
+    """One delivery of a run's end to its client's callback URL."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_pending", "delivered_at", "next_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    run: Mapped[Run] = relationship(back_populates="callbacks")

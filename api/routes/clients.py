@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
@@ -23,7 +23,7 @@ from api.schemas import (
     RunView,
     TaskView,
 )
-from api.service import ClientFilter
+from api.service import ClientFilter, Conflict
 from flows.contract import DriftStatus, Operation
 
 router = APIRouter(
@@ -82,6 +82,10 @@ def delete_client(
     return Accepted.of(accepted.run, accepted.created)
 
 
+def callbacks_signed(request: Request) -> bool:
+    return bool(request.app.state.dispatcher.callbacks.secret)
+
+
 PerRequestApproval = Annotated[
     Approval | None,
     Query(description="required: plan, then wait for approval (default: the client's setting)."),
@@ -118,8 +122,22 @@ def change_client(
 
 
 @router.put("/clients/{client_uuid}/settings", response_model=ClientView)
-def client_settings(client_uuid: UUID, body: ClientSettings, service: Service) -> ClientView:
-    service.configure(str(client_uuid), approval=body.approval, remediation=body.remediation)
+def client_settings(
+    client_uuid: UUID, body: ClientSettings, service: Service, request: Request
+) -> ClientView:
+    if (
+        "callback_url" in body.model_fields_set
+        and body.callback_url is not None
+        and not callbacks_signed(request)
+    ):
+        raise Conflict("set CALLBACK_SECRET on the gateway first: callbacks are always signed")
+    service.configure(
+        str(client_uuid),
+        approval=body.approval,
+        remediation=body.remediation,
+        callback_url=str(body.callback_url) if body.callback_url else None,
+        set_callback="callback_url" in body.model_fields_set,
+    )
     client, latest = service.get_client(str(client_uuid))
     return ClientView.of(client, latest)
 
