@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -69,10 +69,6 @@ class FlowRunView:
         """Suspended (or paused) waiting for input: no process runs it."""
         return self.state_type == "PAUSED"
 
-    @property
-    def without_process(self) -> bool:
-        return self.state_type in ("SCHEDULED", "PAUSED")
-
     def late_by(self, now: datetime) -> float:
         if self.state_type != "SCHEDULED" or self.waiting_since is None:
             return 0.0
@@ -91,6 +87,11 @@ class PrefectGateway:
     def __init__(self) -> None:
         self._deployment_ids: dict[str, UUID] = {}
 
+    async def _deployment_id(self, client: PrefectClient, deployment: str) -> UUID:
+        if deployment not in self._deployment_ids:
+            self._deployment_ids[deployment] = (await client.read_deployment_by_name(deployment)).id
+        return self._deployment_ids[deployment]
+
     async def healthy(self) -> str | None:
         """None when Prefect answers, else why not."""
         try:
@@ -106,10 +107,7 @@ class PrefectGateway:
         """Idempotent: the same key returns the same flow run, so a retry after a lost
         answer never runs Terraform twice."""
         async with get_client() as client:
-            deployment_id = self._deployment_ids.get(deployment)
-            if deployment_id is None:
-                deployment_id = (await client.read_deployment_by_name(deployment)).id
-                self._deployment_ids[deployment] = deployment_id
+            deployment_id = await self._deployment_id(client, deployment)
             flow_run = await client.create_flow_run_from_deployment(
                 deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
             )
@@ -124,10 +122,7 @@ class PrefectGateway:
     async def read_finished_sweeps(self, deployment: str, limit: int = 20) -> list[tuple[str, SweepResult]]:
         """The newest completed sweeps (scheduled or on demand) and their checks."""
         async with get_client() as client:
-            deployment_id = self._deployment_ids.get(deployment)
-            if deployment_id is None:
-                deployment_id = (await client.read_deployment_by_name(deployment)).id
-                self._deployment_ids[deployment] = deployment_id
+            deployment_id = await self._deployment_id(client, deployment)
             runs = await client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
