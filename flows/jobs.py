@@ -25,6 +25,8 @@ class Job:
     workspace: Workspace
     backend: BackendConfig
     redactor: Redactor = field(default_factory=Redactor)
+    previous_holder: str | None = None
+    """The flow run that acted on this client's state before (``flows.locks.take_holder``)."""
     run_id: str = ""
     """The run acting on the client (tagged on the instances of the cloud targets)."""
 

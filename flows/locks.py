@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
@@ -44,9 +45,47 @@ def ensure_limit(name: str, limit: int) -> None:
             )
 
 
+HOLDER_PREFIX = "tenantform-lock-holder-"
+
+
+def take_holder(client_id: str) -> str | None:
+    """Record this flow run as the one acting on the client's state (a Prefect variable),
+    and return the flow run that did before, whose Terraform may have died holding the
+    state lock. Called with the client's slot held, so no one else is acting."""
+    from prefect.runtime import flow_run
+    from prefect.variables import Variable
+
+    name = f"{HOLDER_PREFIX}{client_id}"
+    previous = Variable.get(name, default=None)
+    me = flow_run.id
+    if me:
+        Variable.set(name, me, overwrite=True)
+    return str(previous) if previous and previous != me else None
+
+
+def forget_holder(client_id: str) -> None:
+    from prefect.variables import Variable
+
+    with contextlib.suppress(ObjectNotFound, ValueError):
+        Variable.unset(f"{HOLDER_PREFIX}{client_id}")
+
+
+def holder_gone(flow_run_id: str | None) -> bool:
+    """Provably gone: Prefect says its run has ended (or no longer knows it)."""
+    if not flow_run_id:
+        return False
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return True
+    return run.state is not None and run.state.is_final()
+
+
 @contextmanager
-def client_lock(client_id: str, fleet_size: int) -> Iterator[None]:
-    """Hold the client's own slot, then one fleet slot, for the whole run."""
+def client_lock(client_id: str, fleet_size: int) -> Iterator[str | None]:
+    """Hold the client's own slot, then one fleet slot, for the whole run; gives the flow
+    run that held the client's state before this one."""
     name = client_limit_name(client_id)
     ensure_limit(name, 1)
     ensure_limit(FLEET_LIMIT, fleet_size)
@@ -56,4 +95,4 @@ def client_lock(client_id: str, fleet_size: int) -> Iterator[None]:
         concurrency(name, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
         concurrency(FLEET_LIMIT, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
     ):
-        yield
+        yield take_holder(client_id)

@@ -30,9 +30,9 @@ from flows.contract import (
     publish_sweep,
 )
 from flows.jobs import Job
-from flows.locks import FLEET_LIMIT, client_limit_name, ensure_limit
+from flows.locks import FLEET_LIMIT, client_limit_name, ensure_limit, take_holder
 from flows.settings import Settings, get_settings
-from flows.tasks import TASK_OPTIONS
+from flows.tasks import TASK_OPTIONS, unlocking
 from flows.terraform.events import CommandResult
 from flows.terraform.modules import module_version
 
@@ -76,13 +76,13 @@ def check_client(target: SweepTarget) -> DriftCheck:
     checked.module_version = module_version(job.target.module)
     log = get_run_logger().info
     try:
-        with _client_slot(params.client_id):
+        with _client_slot(params.client_id) as job.previous_holder:
             job.prepare()
             terraform = job.terraform(log)
             terraform.init()
             plan_file = job.workspace.plan_path(f"reconcile-{params.run_id}")
             try:
-                planned = terraform.plan(out=plan_file)
+                planned = unlocking(job, lambda tf: tf.plan(out=plan_file))
                 checked.resources = _changes(planned)
                 if planned.exit_code != 2:
                     checked.status = DriftStatus.in_sync
@@ -110,7 +110,7 @@ def check_client(target: SweepTarget) -> DriftCheck:
 
 
 @contextmanager
-def _client_slot(client_id: str) -> Iterator[None]:
+def _client_slot(client_id: str) -> Iterator[str | None]:
     """The client's own slot without waiting (busy: skip), then a fleet slot (wait)."""
     settings = get_settings()
     name = client_limit_name(client_id)
@@ -125,7 +125,7 @@ def _client_slot(client_id: str) -> Iterator[None]:
         except TimeoutError:
             raise ClientBusy("busy: the client has a run of its own") from None
         stack.enter_context(concurrency(FLEET_LIMIT, strict=True, **lease))
-        yield
+        yield take_holder(client_id)
 
 
 def _held(limit_name: str) -> bool:

@@ -4,6 +4,7 @@ so a flow retry re-runs Terraform instead of marking it ``Cached``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from flows.clouds.errors import PreflightError, ReadbackError
 from flows.jobs import Job
+from flows.locks import forget_holder, holder_gone
 from flows.settings import Settings
-from flows.terraform.errors import TerraformError
+from flows.terraform.errors import StateLockedError, TerraformError
 from flows.terraform.events import CommandResult
 from flows.terraform.redact import sensitive_values
+from flows.terraform.runner import Terraform
 
 
 def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -63,24 +66,46 @@ def terraform_init(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).init()
 
 
+def unlocking(job: Job, command: Callable[[Terraform], CommandResult]) -> CommandResult:
+    """Run a locking command; a state lock left by the flow run that acted on this client
+    before, now ended in Prefect, is released and the command run again. Any other holder
+    is waited on (``-lock-timeout``) and retried: never unlocked on a guess."""
+    logger = get_run_logger()
+    terraform = job.terraform(logger.info)
+    try:
+        return command(terraform)
+    except StateLockedError as exc:
+        if not exc.lock_id or not holder_gone(job.previous_holder):
+            raise
+        logger.warning(
+            "state lock %s was left by flow run %s, which has ended: releasing it",
+            exc.lock_id,
+            job.previous_holder,
+        )
+        terraform.force_unlock(exc.lock_id)
+        return command(terraform)
+
+
 @task(name="terraform-apply", **TASK_OPTIONS)
 def terraform_apply(job: Job) -> CommandResult:
-    return job.terraform(get_run_logger().info).apply()
+    return unlocking(job, lambda tf: tf.apply())
 
 
 @task(name="terraform-plan", **TASK_OPTIONS)
 def terraform_plan(job: Job, out: Path | None = None) -> CommandResult:
-    return job.terraform(get_run_logger().info).plan(out=out)
+    return unlocking(job, lambda tf: tf.plan(out=out))
 
 
 @task(name="terraform-apply-plan", **TASK_OPTIONS)
 def terraform_apply_plan(job: Job, plan_file: Path) -> CommandResult:
-    return job.terraform(get_run_logger().info).apply_plan(plan_file)
+    return unlocking(job, lambda tf: tf.apply_plan(plan_file))
 
 
 @task(name="terraform-destroy", **TASK_OPTIONS)
 def terraform_destroy(job: Job) -> CommandResult:
-    return job.terraform(get_run_logger().info).destroy()
+    result = unlocking(job, lambda tf: tf.destroy())
+    forget_holder(job.client_id)
+    return result
 
 
 @task(name="read-outputs", **TASK_OPTIONS)

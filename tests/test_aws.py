@@ -220,3 +220,98 @@ def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> Non
     assert re.search(r"\bclient_id\s+= var\.client_id\n", text), text
     assert re.search(r"\brequest_id\s+= var\.run_id\n", text), text
     assert 'ignore_changes = [tags["request_id"]]' in text, "later runs must not retag"
+
+
+def _s3_job(aws: str, settings: Any) -> tuple[Job, str, Any]:
+    bucket = f"state-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", region_name=REGION).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    table = f"locks-{uuid.uuid4().hex[:6]}"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3_settings = Settings(
+        data_dir=settings.data_dir,
+        cloud_state_backend="s3",
+        state_bucket_name=bucket,
+        state_lock_table=table,
+        state_region=REGION,
+        state_s3_endpoint=aws,
+        lock_timeout="0s",
+    )
+    from flows.terraform.backends import cloud_backend
+
+    cid = str(uuid.uuid4())
+    job = Job.create(
+        s3_settings, cid, "local", {"cloud_provider": "local", "instance_name_prefix": "lk", "count": 1}
+    )
+    job.backend = cloud_backend(s3_settings, cid)
+    job.prepare()
+    job.terraform().init()
+
+    def held() -> list[Any]:
+        items = dynamodb.scan(TableName=table)["Items"]
+        return [i for i in items if "Info" in i]
+
+    return job, cid, held
+
+
+def test_a_state_lock_left_by_an_ended_run_is_released_one_of_a_live_run_is_not(
+    aws: str, settings: Any, monkeypatch: pytest.MonkeyPatch, prefect_server: str
+) -> None:
+    """A run SIGKILLed mid-apply leaves its DynamoDB lock. The next run of the client
+    releases it only when the run recorded as the previous holder has ended in Prefect."""
+    import os
+    import signal
+    import subprocess
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from flows.tasks import unlocking
+
+    job, _cid, held = _s3_job(aws, settings)
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "60")
+    tf = job.terraform()
+    dying = subprocess.Popen(
+        tf._argv("apply", ["-auto-approve", "-input=false", "-lock-timeout=0s"]),
+        env=tf.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not held() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert held(), "the apply took the state lock"
+    os.killpg(dying.pid, signal.SIGKILL)
+    dying.wait(timeout=10)
+    monkeypatch.delenv("LOCALCLOUD_CREATE_DELAY_SECONDS")
+    assert held(), "a killed Terraform leaves its lock in DynamoDB"
+
+    @flow(name="lock-holder")
+    def holder() -> None:
+        pass
+
+    @flow(name="next-run")
+    def next_run() -> Any:
+        return unlocking(job, lambda terraform: terraform.apply())
+
+    with get_client(sync_client=True) as client:
+        live = client.create_flow_run(holder)  # scheduled, never ended
+    job.previous_holder = str(live.id)
+    refused = next_run(return_state=True)
+    assert refused.is_failed() and held(), "a live holder's lock is never released"
+
+    ended = holder(return_state=True)
+    job.previous_holder = str(ended.state_details.flow_run_id)
+    done = next_run(return_state=True)
+    assert done.is_completed(), done.message
+    assert done.result().change_summary.add == 1
+    assert not held(), "released, and the apply's own lock is gone too"
+    job.terraform().destroy()

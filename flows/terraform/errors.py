@@ -26,6 +26,8 @@ class TerraformError(Exception):
 class StateLockedError(TerraformError):
     kind = "state_locked"
     retryable = True
+    lock_id: str | None = None
+    """The lock's ID as Terraform printed it (``Lock Info: ID: ...``), to force-unlock it."""
 
 
 class CredentialsError(TerraformError):
@@ -85,6 +87,9 @@ _PATTERNS: tuple[tuple[type[TerraformError], re.Pattern[str]], ...] = (
 )
 
 
+_LOCK_ID = re.compile(r"\bID:\s+([0-9a-fA-F-]{36})")
+
+
 def classify(messages: Iterable[str], *, command: str, exit_code: int | None) -> TerraformError:
     """Map Terraform's diagnostics (or stderr) to the most specific error type."""
     lines = [m.strip() for m in messages if m and m.strip()]
@@ -92,5 +97,8 @@ def classify(messages: Iterable[str], *, command: str, exit_code: int | None) ->
     headline = lines[0] if lines else f"exited with code {exit_code}"
     for error_type, pattern in _PATTERNS:
         if pattern.search(text):
-            return error_type(headline, command=command, exit_code=exit_code)
+            error = error_type(headline, command=command, exit_code=exit_code)
+            if isinstance(error, StateLockedError) and (found := _LOCK_ID.search(text)):
+                error.lock_id = found.group(1)
+            return error
     return UnknownTerraformError(headline, command=command, exit_code=exit_code)

@@ -89,6 +89,10 @@ class Terraform:
             log_name="destroy",
         )
 
+    def force_unlock(self, lock_id: str) -> CommandResult:
+        """Only for a lock whose holder is known to be gone (``flows.locks``)."""
+        return self._run("force-unlock", ["-force", "-no-color", lock_id], log_name="unlock")
+
     def output(self) -> dict[str, OutputValue]:
         """Outputs in clear (never logged); sensitive ones are added to the redactor."""
         proc = subprocess.run(
