@@ -153,7 +153,7 @@ def _run_in_threads(client_ids: list[str]) -> list[tuple[float, float]]:
 def test_same_client_runs_are_serialized_different_clients_overlap(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "2")
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "6")
     same = str(uuid.uuid4())
     (a_start, a_end), (b_start, b_end) = _run_in_threads([same, same])
     assert a_end <= b_start or b_end <= a_start, "two runs of one client overlapped"
@@ -179,7 +179,7 @@ def test_the_fleet_cap_holds_a_third_run_while_two_run(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert settings.fleet_concurrency == 2
-    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "3")
+    monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "6")
     windows = _run_in_threads([str(uuid.uuid4()) for _ in range(3)])
     moments = sorted({t for w in windows for t in w})
     most = max(sum(start <= m < end for start, end in windows) for m in moments)
