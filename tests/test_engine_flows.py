@@ -150,9 +150,18 @@ def _run_in_threads(client_ids: list[str]) -> list[tuple[float, float]]:
     return [_apply_window(states[i]) for i in range(len(client_ids))]
 
 
+def _own_fleet_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet limit of this test's own: a run killed by an earlier test may still hold a
+    slot of the session's until its lease expires (as it should)."""
+    from flows import locks
+
+    monkeypatch.setattr(locks, "FLEET_LIMIT", f"tenantform-fleet-{uuid.uuid4().hex[:8]}")
+
+
 def test_same_client_runs_are_serialized_different_clients_overlap(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _own_fleet_limit(monkeypatch)
     monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "6")
     same = str(uuid.uuid4())
     (a_start, a_end), (b_start, b_end) = _run_in_threads([same, same])
@@ -179,6 +188,7 @@ def test_the_fleet_cap_holds_a_third_run_while_two_run(
     settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert settings.fleet_concurrency == 2
+    _own_fleet_limit(monkeypatch)
     monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "6")
     windows = _run_in_threads([str(uuid.uuid4()) for _ in range(3)])
     moments = sorted({t for w in windows for t in w})
