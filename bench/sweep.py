@@ -58,12 +58,13 @@ def main() -> None:
         body = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "sweep", "count": 1}
         runs = [gateway.post("/provision", json=body).json()["request_id"] for _ in range(N)]
         print(f"provisioning {N} clients ...", file=sys.stderr, flush=True)
-        client_ids = []
-        for run_id in runs:
-            while (run := gateway.get(f"/api/runs/{run_id}").json())["status"] not in ("completed", "failed"):
+        for run_id in runs:  # /status reads the registry only: cheap to poll
+            while (run := gateway.get(f"/status/{run_id}").json())["status"] == "in_progress":
                 time.sleep(1)
             assert run["status"] == "completed", run
-            client_ids.append(run["client_uuid"])
+        listed = gateway.get("/api/clients", params={"status": "ready", "limit": 1000}).json()["clients"]
+        client_ids = [c["client_uuid"] for c in listed]
+        assert len(client_ids) == N, len(client_ids)
 
         hand_wall, hand_cpu = by_hand(cfg.data_dir, client_ids, parallel)
 
