@@ -119,34 +119,9 @@ def test_s3_backend_keeps_state_per_client_and_locks(
 ) -> None:
     """Real Terraform 1.0.3 on the s3 backend (moto): state under {client}/terraform.tfstate,
     and a second apply while the first holds the DynamoDB lock fails as StateLockedError."""
+    job, cid, _held = _s3_job(aws, settings)
     s3 = boto3.client("s3", region_name=REGION)
-    bucket = f"state-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName="locks",
-        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    s3_settings = Settings(
-        data_dir=settings.data_dir,
-        state_backend="local",
-        cloud_state_backend="s3",
-        state_bucket_name=bucket,
-        state_lock_table="locks",
-        state_region=REGION,
-        state_s3_endpoint=aws,
-        lock_timeout="0s",
-    )
-    from flows.terraform.backends import cloud_backend
-
-    cid = str(uuid.uuid4())
-    job = Job.create(
-        s3_settings, cid, "local", {"cloud_provider": "local", "instance_name_prefix": "s3", "count": 1}
-    )
-    job.backend = cloud_backend(s3_settings, cid)  # the local module, on the cloud targets' backend
-    job.prepare()
-    job.terraform().init()
+    bucket = job.backend.config["bucket"]
     monkeypatch.setenv("LOCALCLOUD_CREATE_DELAY_SECONDS", "8")  # read when a Terraform is made
     held: list[Any] = []
     holder = threading.Thread(target=lambda: held.append(job.terraform().apply()))
