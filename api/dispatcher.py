@@ -38,6 +38,7 @@ class Dispatcher:
         dispatch_interval: float,
         sync_interval: float,
         late_after: float = 600.0,
+        pending_after: float = 300.0,
         callbacks: CallbackSender | None = None,
     ) -> None:
         self.service = service
@@ -45,6 +46,7 @@ class Dispatcher:
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
         self.late_after = late_after
+        self.pending_after = pending_after
         self.on_dispatched: Callable[[float], None] = lambda _seconds: None
         self.callbacks = callbacks or CallbackSender(service.registry, None)
         self.sweep_sync_interval = max(5.0, sync_interval)
@@ -165,6 +167,11 @@ class Dispatcher:
             return None
         if view.paused and run.status == RunStatus.in_progress:
             self.service.awaiting_approval(run.id, "plan ready; waiting for approve or reject")
+        if view.pending_for(now) > self.pending_after:
+            reason = f"a worker took the flow run but started nothing for {self.pending_after:.0f}s"
+            if await self.prefect.reschedule(view.id, f"{reason}; handed back to the work pool"):
+                log.warning("run %s: %s; handed back to the work pool", run.id, reason)
+            return None
         late = view.late_by(now)
         if late > self.late_after:
             reason = (

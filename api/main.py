@@ -45,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dispatch_interval=settings.dispatch_interval_seconds,
         sync_interval=settings.sync_interval_seconds,
         late_after=settings.late_run_seconds,
+        pending_after=settings.pending_run_seconds,
         callbacks=CallbackSender(
             registry, settings.callback_secret.get_secret_value() if settings.callback_secret else None
         ),

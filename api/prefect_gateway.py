@@ -29,7 +29,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import State, StateType
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled, Cancelling, Scheduled
 
 from flows.contract import (
     SWEEP_KEY,
@@ -50,7 +50,7 @@ class FlowRunView:
     state_name: str
     message: str
     waiting_since: datetime | None = None
-    """When a Scheduled/Pending run became due: how long no worker has taken it."""
+    """When the run entered its current state (for Scheduled, no earlier than it was due)."""
 
     @property
     def completed(self) -> bool:
@@ -70,9 +70,24 @@ class FlowRunView:
         return self.state_type == "PAUSED"
 
     def late_by(self, now: datetime) -> float:
-        if self.state_type != "SCHEDULED" or self.waiting_since is None:
+        """How long a Scheduled run has waited for a worker to take it."""
+        return self._in_state_for("SCHEDULED", now)
+
+    def pending_for(self, now: datetime) -> float:
+        """How long a worker has held the run without starting its process: a worker
+        killed between taking a run and starting it leaves it Pending for good (no
+        process, so no heartbeat and no crash)."""
+        return self._in_state_for("PENDING", now)
+
+    def _in_state_for(self, state_type: str, now: datetime) -> float:
+        if self.state_type != state_type or self.waiting_since is None:
             return 0.0
         return (now - self.waiting_since).total_seconds()
+
+
+def _since(entered: datetime | None, due: datetime | None) -> datetime | None:
+    present = [t for t in (entered, due) if t is not None]
+    return max(present) if present else None
 
 
 def one_line(message: str | None) -> str:
@@ -158,7 +173,7 @@ class PrefectGateway:
                 state_type=r.state.type.value if r.state else "PENDING",
                 state_name=(r.state.name if r.state else None) or "Pending",
                 message=one_line(r.state.message if r.state else ""),
-                waiting_since=r.expected_start_time,
+                waiting_since=_since(r.state.timestamp if r.state else None, r.expected_start_time),
             )
             for r in runs
         }
@@ -177,6 +192,16 @@ class PrefectGateway:
                 Cancelled(message=reason) if without_process else Cancelling(message=reason)
             )
             await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
+
+    async def reschedule(self, flow_run_id: str, reason: str) -> bool:
+        """Hand a run a dead worker took back to the pool; False when it has moved on
+        since it was read (a process started it after all)."""
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(UUID(flow_run_id))
+            if flow_run.state is None or flow_run.state.type != StateType.PENDING:
+                return False
+            await client.set_flow_run_state(UUID(flow_run_id), Scheduled(message=reason), force=True)
+        return True
 
     async def resume(self, flow_run_id: str, run_input: dict[str, Any], settle: float = 15.0) -> None:
         """Resume a suspended run once it has been suspended for ``settle`` seconds: a

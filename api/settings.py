@@ -37,6 +37,12 @@ class GatewaySettings(BaseSettings):
     late_run_seconds: float = Field(
         600, gt=0, description="A flow run no worker has started after this long is cancelled and failed."
     )
+    pending_run_seconds: float = Field(
+        300,
+        gt=0,
+        description="A flow run a worker took (Pending) but started no process for after this "
+        "long is handed back to the work pool: the worker died between the two.",
+    )
     database_backup_bucket: str | None = Field(
         None, description="GCS bucket for SQLite registry backups; unset: no backups."
     )

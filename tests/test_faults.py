@@ -45,6 +45,7 @@ class Stack:
     server: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -56,6 +57,7 @@ class Stack:
             **gateway_env(self.root, self.api_url, KEY),
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
             **SLOW,
+            **self.extra,
         }
 
     def start_server(self) -> None:
@@ -86,14 +88,14 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     import asyncio
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.apply import set_up_prefect
 
-    running = Stack(tmp_path)
+    running = Stack(tmp_path, extra=getattr(request, "param", {}))
     running.start_server()
     try:
         with temporary_settings(updates={PREFECT_API_URL: running.api_url}):  # this process's client
@@ -193,4 +195,44 @@ def test_the_worker_killed_and_the_same_client_run_again(stack: Stack) -> None:
     assert retried.status_code == 202, retried.text
     done = wait_ended(gateway, retried.json()["request_id"])
     assert done["status"] == "completed", done
+    assert len(done["result"]["outputs"]["instances"]) == 1
+
+
+def flow_runs_of(run_id: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"run:{run_id}"]))
+        )
+
+
+@pytest.mark.parametrize("stack", [{"PENDING_RUN_SECONDS": "5"}], indirect=True)
+def test_a_run_a_dead_worker_took_but_never_started_is_handed_back(stack: Stack) -> None:
+    """A worker killed between taking a flow run (Pending) and starting its process leaves
+    a run with no process, so no heartbeat and no crash: the gateway hands it back to the
+    work pool and another worker runs it, once."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Pending
+
+    assert stack.worker is not None
+    stop_worker(stack.worker)
+    gateway = stack.client()
+    body = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "pending", "count": 1}
+    run_id = gateway.post("/provision", json=body).json()["request_id"]
+    wait_until(lambda: len(flow_runs_of(run_id)) == 1, 60, "the dispatcher to create the flow run")
+    flow_run_id = flow_runs_of(run_id)[0].id
+    with get_client(sync_client=True) as prefect:  # what a worker does when it takes a run
+        prefect.set_flow_run_state(flow_run_id, Pending(), force=True)
+
+    def handed_back() -> bool:
+        state = flow_runs_of(run_id)[0].state
+        return state is not None and state.is_scheduled() and "handed back" in (state.message or "")
+
+    wait_until(handed_back, 60, "the gateway to hand the run back to the pool")
+    stack.start_worker()
+    done = wait_ended(gateway, run_id)
+    assert done["status"] == "completed", done
+    assert len(flow_runs_of(run_id)) == 1, "the same flow run, not a second one"
     assert len(done["result"]["outputs"]["instances"]) == 1
