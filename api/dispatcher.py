@@ -24,6 +24,7 @@ from api.registry.models import Run, RunStatus
 from api.service import ClientService
 from flows.contract import Operation
 from flows.locks import client_limit_name
+from flows.logs import bound
 from flows.workflows import workflow
 
 log = logging.getLogger(__name__)
@@ -90,19 +91,22 @@ class Dispatcher:
     async def dispatch_pending(self) -> int:
         dispatched = 0
         for run in self.service.runs_in(RunStatus.accepted):
-            wait, reason = self.service.blocker(run)
-            if reason and not wait:
-                self.service.end(run.id, RunStatus.failed, reason)
-                continue
-            if wait:
-                continue
-            try:
-                flow_run_id = await self._create(run)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                log.warning("Prefect did not take request %s yet: %s", run.id, reason)
-                self.service.note_dispatch_failure(run.id, reason)
-                break
+            with bound(run_id=run.id, client_id=run.client_id):
+                wait, reason = self.service.blocker(run)
+                if reason and not wait:
+                    log.info("run %s failed before dispatch: %s", run.id, reason)
+                    self.service.end(run.id, RunStatus.failed, reason)
+                    continue
+                if wait:
+                    continue
+                try:
+                    flow_run_id = await self._create(run)
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    log.warning("Prefect did not take request %s yet: %s", run.id, reason)
+                    self.service.note_dispatch_failure(run.id, reason)
+                    break
+                log.info("run %s (%s) dispatched as flow run %s", run.id, run.operation, flow_run_id)
             self.service.mark_dispatched(run.id, flow_run_id)
             created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
             self.on_dispatched((datetime.now(UTC) - created).total_seconds())
@@ -130,10 +134,12 @@ class Dispatcher:
         finished = 0
         for flow_run_id, run in runs.items():
             view = views.get(flow_run_id)
-            ended = await self._sync_one(run, view, now)
-            if ended is not None:
-                finished += 1
-                await self._after_end(run, ended)
+            with bound(run_id=run.id, client_id=run.client_id):
+                ended = await self._sync_one(run, view, now)
+                if ended is not None:
+                    finished += 1
+                    log.info("run %s ended %s", run.id, ended.value)
+                    await self._after_end(run, ended)
         return finished
 
     async def sync_sweeps(self) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,8 +24,8 @@ from api.responses import AIRFLOW_ROUTES
 from api.routes import clients, hospitals, keys, meta, provision, reconcile
 from api.service import ClientService, Conflict, InvalidInput, NotFound
 from api.settings import get_gateway_settings
-
-LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+from flows.logs import configure as configure_logging
+from flows.settings import get_settings
 
 
 @asynccontextmanager
@@ -70,8 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect call otherwise
+    configure_logging(get_settings().log_format)
     app = FastAPI(
         title="tenantform",
         version=meta.VERSION,

@@ -20,6 +20,8 @@ from types import FrameType
 import httpx
 
 from deployments.processes import Child, PortTaken, ensure_free, with_project_python
+from flows.logs import prefect_logging_env
+from flows.settings import get_settings
 from flows.workflows import work_pool_name
 
 TUNED_PREFECT_ENV = {
@@ -147,6 +149,7 @@ class Stack:
         print(f"set up on Prefect: {', '.join(applied)}", flush=True)
 
         worker_env = {
+            **prefect_logging_env(get_settings().log_format),
             **env,
             # A scheduled reconciliation sweep asks this gateway for the fleet.
             "TENANTFORM_GATEWAY_URL": cfg.gateway_url.replace("0.0.0.0", "127.0.0.1"),

@@ -18,6 +18,7 @@ import httpx
 
 from deployments.processes import Child, with_project_python
 from deployments.stack import TUNED_PREFECT_ENV
+from flows.logs import prefect_logging_env
 from flows.settings import Settings, get_settings
 from flows.workflows import work_pool_name
 
@@ -100,6 +101,7 @@ def run_worker(config: WorkerConfig) -> int:
     for name, value in checks.items():
         print(f"  {name:<14} {value}", flush=True)
     env["TENANTFORM_DATA_DIR"] = str(root)
+    env = {**prefect_logging_env(settings.log_format), **env}
     pool = config.pool or work_pool_name()
     argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
     argv += ["--type", "process", "--limit", str(config.limit)]

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.logs import LogFormat
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = (PROJECT_ROOT / ".env", Path(".env"))
 """The project's ``.env`` (read whatever directory a flow run starts in: a process worker
@@ -26,6 +28,11 @@ class Settings(BaseSettings):
     )
     terraform_bin: Path | None = Field(
         None, description="Terraform or OpenTofu binary; default: the pinned Terraform 1.0.3."
+    )
+    log_format: LogFormat = Field(
+        "json",
+        description="json: one JSON object per line with run_id and client_id (gateway, worker, "
+        "flow runs); text: plain lines.",
     )
     task_retries: int = Field(3, ge=0, description="Retries of each Terraform task.")
     task_retry_delay_seconds: float = Field(300, ge=0, description="Seconds between retries.")

@@ -63,6 +63,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
+WORKER_LOG = _SESSION_DIR / "worker.log"
 WORKER_ENV = {
     "PREFECT_WORKER_QUERY_SECONDS": "1",
     "PREFECT_WORKER_PREFETCH_SECONDS": "5",
@@ -78,10 +79,12 @@ def worker(prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
     import asyncio
 
     from deployments.apply import apply_deployments
+    from flows.logs import prefect_logging_env
     from tests.support import start_worker, stop_worker
 
     asyncio.run(apply_deployments())
-    proc = start_worker({**os.environ, **WORKER_ENV}, _SESSION_DIR / "worker.log")
+    env = {**os.environ, **WORKER_ENV, **prefect_logging_env("json")}  # as `tenantform up` does
+    proc = start_worker(env, WORKER_LOG)
     yield proc
     stop_worker(proc)
 
