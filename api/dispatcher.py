@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from prefect.exceptions import PrefectHTTPStatusError
@@ -53,19 +55,45 @@ class Dispatcher:
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
-        self._wake.set()
+        """Called from request threads: a new request is dispatched at once."""
+        loop = self._event_loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closing as we stop
+                loop.call_soon_threadsafe(self._wake.set)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="tenantform-dispatcher")
+        """The dispatcher runs on its own thread and event loop: its registry reads and
+        writes are blocking calls, and on the serving loop they would stall every request
+        while a pass runs (the accept path's p99 under load)."""
+        ready = threading.Event()
+
+        def run() -> None:
+            async def main() -> None:
+                self._event_loop = asyncio.get_running_loop()
+                self._wake = asyncio.Event()
+                self._task = asyncio.current_task()
+                ready.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop()
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=run, name="tenantform-dispatcher", daemon=True)
+        self._thread.start()
+        ready.wait(timeout=30)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        loop, task, thread = self._event_loop, self._task, self._thread
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 30)
 
     async def _loop(self) -> None:
         while True:

@@ -1,6 +1,7 @@
 """API keys: several at once, stored as digests, each with a scope, created and revoked
-while the gateway runs (a revoked key fails on its next request: rotation needs no
-restart), and a per-key rate limit. ``API_KEY`` stays the bootstrap admin key."""
+while the gateway runs (a revoked key fails on its next request to the gateway that
+revoked it, and within ``KEY_CACHE_SECONDS`` on any other: rotation needs no restart), and
+a per-key rate limit. ``API_KEY`` stays the bootstrap admin key."""
 
 from __future__ import annotations
 
@@ -31,9 +32,15 @@ class Caller:
     scope: Scope
 
 
+KEY_CACHE_SECONDS = 2.0
+"""How long a looked-up key is trusted without the registry: auth runs on the event loop,
+and a blocking query per request would stall every other request behind it."""
+
+
 class KeyService:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._seen: dict[str, tuple[float, Caller | None]] = {}
 
     def create(self, name: str, scope: Scope) -> tuple[ApiKey, str]:
         """The key in clear is returned once and never stored."""
@@ -53,11 +60,23 @@ class KeyService:
             row = session.get(ApiKey, key_id)
             if row is not None and row.revoked_at is None:
                 row.revoked_at = utcnow()
+            self._seen.clear()
             return row
 
     def find(self, key: str) -> Caller | None:
+        key_digest, now = digest(key), time.monotonic()
+        seen = self._seen.get(key_digest)
+        if seen is not None and now - seen[0] < KEY_CACHE_SECONDS:
+            return seen[1]
+        caller = self._lookup(key_digest)
+        if len(self._seen) > 10_000:  # unknown keys thrown at the gateway
+            self._seen.clear()
+        self._seen[key_digest] = (now, caller)
+        return caller
+
+    def _lookup(self, key_digest: str) -> Caller | None:
         with self.registry.session() as session:
-            row = session.scalars(select(ApiKey).where(ApiKey.digest == digest(key))).first()
+            row = session.scalars(select(ApiKey).where(ApiKey.digest == key_digest)).first()
             if row is None or row.revoked_at is not None:
                 return None
             return Caller(name=f"key:{row.id}", scope=Scope(row.scope))

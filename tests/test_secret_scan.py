@@ -162,3 +162,65 @@ def _prefect_views(clients: set[str]) -> dict[str, str]:
         )
         views["Prefect artifacts"] = json.dumps([a.data for a in artifacts], default=str)
     return views
+
+
+def test_fake_aws_credentials_reach_nothing_readable(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An AWS run whose pre-flight presents credentials the cloud refuses (fake, with the
+    characters Terraform's JSON escapes): the run fails naming the credentials, and the
+    secret key is in no output, Prefect parameter, log or artifact, nor any file."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    from flows import provision as flows
+    from tests.support import flow_params, free_port
+
+    secret = f'fake/Secret+{uuid.uuid4().hex}<&>"\\x'
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE0000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing answers
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    inputs = {
+        "cloud_provider": "aws",
+        "instance_name_prefix": "scan",
+        "count": 1,
+        "provider_config": {
+            "region": "us-east-2",
+            "instance_type": "t2.micro",
+            "subnet_id": "subnet-12345",
+            "security_group_ids": ["sg-12345"],
+            "ami_id": "ami-12345",
+        },
+    }
+    state = flows.provision(params=flow_params(str(uuid.uuid4()), "aws-ec2", inputs), return_state=True)
+    assert state.is_failed()
+    assert "AWS credentials rejected in us-east-2" in (state.message or ""), state.message
+
+    forms = _forms(secret)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    assert logs, "the run's logs were read"
+    captured = capfd.readouterr()
+    readable = {
+        "output": captured.out + captured.err,
+        "state message": state.message or "",
+        "flow-run parameters": json.dumps(flow_run.parameters, default=str),
+        "Prefect logs": "\n".join(log.message for log in logs),
+        "Prefect artifacts": json.dumps([a.data for a in artifacts], default=str),
+    }
+    for path in settings.root.rglob("*"):
+        if path.is_file():
+            readable[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    leaks = {where for where, text in readable.items() for f in forms if f in text}
+    assert leaks == set(), f"the AWS secret key found in: {sorted(leaks)}"
