@@ -30,6 +30,7 @@ from prefect.flows import Flow
 from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 
+from deployments.notifications import ensure_failure_notifications
 from flows.locks import FLEET_LIMIT, ensure_limit
 from flows.settings import get_settings
 from flows.workflows import Workflow, workflows
@@ -143,10 +144,14 @@ async def crash_orphaned_runs(work_pool: str) -> list[str]:
 
 async def set_up_prefect() -> dict[str, str]:
     """Everything ``tenantform up`` sets up on a Prefect server, for one that runs elsewhere:
-    the deployments (and their pool), the missed-heartbeat automation, the fleet limit."""
+    the deployments (and their pool), the missed-heartbeat automation, the fleet limit, and
+    the failure notifications the settings ask for."""
     applied = await apply_deployments()
+    deployment_ids = list(applied.values())
     await ensure_zombie_automation()
     applied["automation"] = ZOMBIE_AUTOMATION
+    if notified := await ensure_failure_notifications(deployment_ids):
+        applied["failure notifications"] = notified
     settings = get_settings()
     await asyncio.to_thread(ensure_limit, FLEET_LIMIT, settings.fleet_concurrency)
     applied["concurrency limit"] = f"{FLEET_LIMIT} = {settings.fleet_concurrency}"

@@ -67,7 +67,7 @@ def up(
 @app.command()
 def deploy() -> None:
     """Set up PREFECT_API_URL as `up` does: work pool, deployments, the missed-heartbeat
-    automation, the fleet concurrency limit."""
+    automation, the fleet concurrency limit, the failure notifications (NOTIFY_*, SMTP_*)."""
     from deployments.apply import set_up_prefect
 
     for name, what in asyncio.run(set_up_prefect()).items():
