@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +25,11 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
     LogFilter,
     LogFilterFlowRunId,
+    LogFilterTimestamp,
     TaskRunFilter,
 )
 from prefect.client.schemas.objects import State, StateType
-from prefect.client.schemas.sorting import FlowRunSort, LogSort
+from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled
 
@@ -37,10 +39,21 @@ from flows.contract import (
     RunResult,
     SweepResult,
     SweepTarget,
+    progress_key,
+    read_progress,
     read_published,
     read_sweep,
     result_key,
 )
+from flows.terraform.events import ApplyProgress
+
+
+@dataclass(frozen=True)
+class LogLine:
+    id: str
+    timestamp: datetime
+    level: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,7 @@ class PrefectGateway:
         ordered = sorted(runs, key=lambda r: (r.start_time is None, r.start_time or r.created))
         return [
             {
+                "id": str(r.id),
                 "name": r.name,
                 "state": r.state.name if r.state else None,
                 "start_time": r.start_time,
@@ -280,3 +294,41 @@ class PrefectGateway:
                 if len(page) < 200:
                     break
         return lines[:limit]
+
+    async def read_log_lines(self, flow_run_id: str, since: datetime | None = None) -> list[LogLine]:
+        """Log lines at or after ``since``, oldest first, with the ids that tell repeats apart."""
+        lines: list[LogLine] = []
+        log_filter = LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]),
+            timestamp=LogFilterTimestamp(after_=since) if since is not None else None,
+        )
+        async with get_client() as client:
+            while True:
+                page = await client.read_logs(
+                    log_filter=log_filter, limit=200, offset=len(lines), sort=LogSort.TIMESTAMP_ASC
+                )
+                lines.extend(
+                    LogLine(
+                        id=str(log.id),
+                        timestamp=log.timestamp,
+                        level=logging.getLevelName(log.level),
+                        message=log.message,
+                    )
+                    for log in page
+                )
+                if len(page) < 200:
+                    return lines
+
+    async def read_progress(self, flow_run_id: str, client_id: str) -> ApplyProgress | None:
+        """Resources done of planned of the run's latest Terraform apply, from its progress
+        artifact; None before the run applies anything."""
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+                    key=ArtifactFilterKey(any_=[progress_key(client_id)]),
+                ),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
+        return read_progress(artifacts[0].description) if artifacts else None

@@ -29,5 +29,16 @@ RATE_LIMITED: Responses = {
 GUARDED: Responses = {**UNAUTHORIZED, **FORBIDDEN, **RATE_LIMITED}
 UNAVAILABLE: Responses = {503: _error("Prefect did not answer; nothing was changed.")}
 
+
+def as_json(responses: Responses) -> Responses:
+    """The same answers for a route whose success is not JSON (a stream): FastAPI would
+    declare them in the route's media type, but errors are always JSON."""
+    ref = {"$ref": f"#/components/schemas/{ErrorDetail.__name__}"}
+    return {
+        code: {"description": answer["description"], "content": {"application/json": {"schema": ref}}}
+        for code, answer in responses.items()
+    }
+
+
 AIRFLOW_ROUTES = ("/provision", "/status/{request_id}")
 """The Airflow document answers invalid request data with 400 (the rest of the API: 422)."""

@@ -12,6 +12,7 @@ from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunS
 from flows.clouds.instances import InstanceOutput
 from flows.contract import Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
+from flows.terraform.events import ApplyProgress
 
 
 def _provision_request() -> Any:
@@ -227,11 +228,29 @@ class TaskView(BaseModel):
     message: str
 
 
+class ProgressView(BaseModel):
+    command: str = Field(description="The Terraform command applying: apply or destroy.")
+    planned: int = Field(description="Resources its plan changes.")
+    done: int = Field(description="Of those, the ones Terraform has finished.")
+    percent: float
+
+    @classmethod
+    def of(cls, progress: ApplyProgress) -> ProgressView:
+        return cls(
+            command=progress.command, planned=progress.planned, done=progress.done, percent=progress.percent
+        )
+
+
 class RunView(RunSummary):
     client_uuid: str
     result: dict[str, Any] | None
     tasks: list[TaskView] | None = None
     logs: list[str] | None = None
+    progress: ProgressView | None = Field(
+        None,
+        description="Resources done of planned of the run's latest Terraform apply or destroy "
+        "(updated every few seconds while it runs); null until Terraform applies anything.",
+    )
 
     @classmethod
     def of(cls, run: Run) -> RunView:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flows.terraform.events import ChangeSummary
+from flows.terraform.events import ApplyProgress, ChangeSummary
 
 
 class Operation(enum.StrEnum):
@@ -144,15 +146,59 @@ _FENCE_OPEN, _FENCE_CLOSE = "```json\n", "\n```"
 
 def publish(result: RunResult) -> None:
     """An artifact lives on the Prefect server, so a gateway on another machine reads it
-    without access to result storage. Markdown so the Prefect UI shows it too."""
+    without access to result storage. Markdown: a table for people in the Prefect UI,
+    then the result as JSON for the gateway (``read_published``)."""
     from prefect.artifacts import create_markdown_artifact
 
-    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
     create_markdown_artifact(
         key=result_key(result.operation, result.client_id),
-        markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
+        markdown=result_markdown(result),
         description=f"tenantform {result.operation.value} of {result.target} for {result.client_id}",
     )
+
+
+def result_markdown(result: RunResult) -> str:
+    """Tables of what the run did (counts, outputs, resources, drift), then the JSON.
+    Outputs are the non-sensitive ones only: sensitive outputs are listed by name."""
+    summary = result.change_summary or ChangeSummary()
+    parts = [
+        f"### {result.operation.value} of `{result.target}` for `{result.client_id}`",
+        *([_cell(result.message)] if result.message else []),
+        _table(
+            ("Terraform", "added", "changed", "destroyed"),
+            [(summary.operation, str(summary.add), str(summary.change), str(summary.remove))],
+        ),
+    ]
+    outputs = [(_code(k), _code(_shown(v))) for k, v in sorted(result.outputs.items())]
+    outputs += [(_code(k), "*sensitive, not shown*") for k in result.sensitive_outputs]
+    if outputs:
+        parts.append(_table(("Output", "Value"), outputs))
+    if result.changes:
+        parts.append(_table(("Resource", "Action"), [(_code(c.address), c.action) for c in result.changes]))
+    drift = [(_code(address),) for address in result.drift]
+    parts.append(_table(("Drift: changed or removed outside Terraform",), drift) if drift else "Drift: none.")
+    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
+    parts.append(f"Machine-readable (the gateway reads this block):\n\n{_FENCE_OPEN}{body}{_FENCE_CLOSE}")
+    return "\n\n".join(parts)
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """One table cell or line: a pipe or a line break would end it early."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
 
 
 def plan_key(client_id: str) -> str:
@@ -163,15 +209,38 @@ def publish_plan(result: RunResult) -> None:
     """The plan a run waits to have approved, for the person deciding (Prefect UI, API)."""
     from prefect.artifacts import create_markdown_artifact
 
-    body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
     create_markdown_artifact(
         key=plan_key(result.client_id),
         markdown=f"Waiting for approval: `POST /api/runs/{result.run_id}/approve` or `/reject`.\n\n"
-        f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}",
+        + result_markdown(result),
         description=f"plan of {result.target} for {result.client_id}, waiting for approval",
     )
 
 
 def read_published(markdown: str) -> RunResult:
-    """The inverse of ``publish``."""
-    return RunResult.model_validate_json(markdown.removeprefix(_FENCE_OPEN).removesuffix(_FENCE_CLOSE))
+    """The inverse of ``publish``: the last JSON block (the whole artifact before tables)."""
+    start = markdown.rfind(_FENCE_OPEN)
+    body = markdown[start + len(_FENCE_OPEN) :] if start >= 0 else markdown
+    return RunResult.model_validate_json(body.removesuffix(_FENCE_CLOSE))
+
+
+def progress_key(client_id: str) -> str:
+    """One progress artifact per Terraform apply, under one key per client (its history in
+    the Prefect UI); the gateway finds a run's newest by its flow run id."""
+    return f"progress-{client_id}".lower()
+
+
+_PROGRESS = re.compile(r"^terraform (?P<command>[a-z]+): (?P<done>\d+) of (?P<planned>\d+) resources done")
+
+
+def describe_progress(progress: ApplyProgress) -> str:
+    """A progress artifact holds only a percentage: the counts travel in its description,
+    written for people and read back by ``read_progress``."""
+    return f"terraform {progress.command}: {progress.done} of {progress.planned} resources done"
+
+
+def read_progress(description: str | None) -> ApplyProgress | None:
+    match = _PROGRESS.match(description or "")
+    if match is None:
+        return None
+    return ApplyProgress(command=match["command"], done=int(match["done"]), planned=int(match["planned"]))

@@ -12,7 +12,7 @@ from flows.targets import Target, get_target
 from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
 from flows.terraform.redact import Redactor, sensitive_values
-from flows.terraform.runner import LogFn, Terraform
+from flows.terraform.runner import LogFn, ProgressFn, Terraform
 from flows.terraform.workspace import Workspace
 
 
@@ -64,7 +64,7 @@ class Job:
         self.redactor.add(sensitive_values(values))
         return {f"TF_VAR_{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
-    def terraform(self, log: LogFn | None = None) -> Terraform:
+    def terraform(self, log: LogFn | None = None, progress: ProgressFn | None = None) -> Terraform:
         return Terraform(
             find_binary(self.settings.terraform_bin),
             self.workspace,
@@ -79,4 +79,5 @@ class Job:
             log=log,
             lock_timeout=self.settings.lock_timeout,
             backend_config=self.backend.secret_config,
+            progress=progress,
         )

@@ -15,6 +15,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from flows.clouds.errors import PreflightError, ReadbackError
 from flows.jobs import Job
 from flows.locks import forget_holder, holder_gone
+from flows.progress import ProgressArtifact
 from flows.settings import Settings
 from flows.terraform.errors import StateLockedError, TerraformError
 from flows.terraform.events import CommandResult
@@ -66,29 +67,33 @@ def terraform_init(job: Job) -> CommandResult:
     return job.terraform(get_run_logger().info).init()
 
 
-def unlocking(job: Job, command: Callable[[Terraform], CommandResult]) -> CommandResult:
+def unlocking(
+    job: Job, command: Callable[[Terraform], CommandResult], *, applies: bool = False
+) -> CommandResult:
     """Run a locking command; a state lock left by the flow run that acted on this client
     before, now ended in Prefect, is released and the command run again. Any other holder
-    is waited on (``-lock-timeout``) and retried: never unlocked on a guess."""
+    is waited on (``-lock-timeout``) and retried: never unlocked on a guess. A command
+    that ``applies`` keeps a progress artifact of resources done of planned."""
     logger = get_run_logger()
-    terraform = job.terraform(logger.info)
-    try:
-        return command(terraform)
-    except StateLockedError as exc:
-        if not exc.lock_id or not holder_gone(job.previous_holder):
-            raise
-        logger.warning(
-            "state lock %s was left by flow run %s, which has ended: releasing it",
-            exc.lock_id,
-            job.previous_holder,
-        )
-        terraform.force_unlock(exc.lock_id)
-        return command(terraform)
+    with ProgressArtifact(job.client_id) as progress:
+        terraform = job.terraform(logger.info, progress=progress if applies else None)
+        try:
+            return command(terraform)
+        except StateLockedError as exc:
+            if not exc.lock_id or not holder_gone(job.previous_holder):
+                raise
+            logger.warning(
+                "state lock %s was left by flow run %s, which has ended: releasing it",
+                exc.lock_id,
+                job.previous_holder,
+            )
+            terraform.force_unlock(exc.lock_id)
+            return command(terraform)
 
 
 @task(name="terraform-apply", **TASK_OPTIONS)
 def terraform_apply(job: Job) -> CommandResult:
-    return unlocking(job, lambda tf: tf.apply())
+    return unlocking(job, lambda tf: tf.apply(), applies=True)
 
 
 @task(name="terraform-plan", **TASK_OPTIONS)
@@ -98,12 +103,12 @@ def terraform_plan(job: Job, out: Path | None = None) -> CommandResult:
 
 @task(name="terraform-apply-plan", **TASK_OPTIONS)
 def terraform_apply_plan(job: Job, plan_file: Path) -> CommandResult:
-    return unlocking(job, lambda tf: tf.apply_plan(plan_file))
+    return unlocking(job, lambda tf: tf.apply_plan(plan_file), applies=True)
 
 
 @task(name="terraform-destroy", **TASK_OPTIONS)
 def terraform_destroy(job: Job) -> CommandResult:
-    result = unlocking(job, lambda tf: tf.destroy())
+    result = unlocking(job, lambda tf: tf.destroy(), applies=True)
     forget_holder(job.client_id)
     return result
 

@@ -65,19 +65,22 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
 LEASE_STORAGE = TUNED_PREFECT_ENV["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"]
 
 
-def start_prefect_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+def start_prefect_server(home: Path, port: int, ui: bool = False) -> subprocess.Popen[bytes]:
+    """Its UI is off unless a test looks at it (tests/test_browser.py)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_ENABLED": str(ui).lower(),
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": TUNED_PREFECT_ENV[
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"
         ],
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     env.pop("PREFECT_API_URL", None)
+    if ui:  # else the pages ask the default port's API
+        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     log = open(home / "server.log", "ab")
     return subprocess.Popen(
         [

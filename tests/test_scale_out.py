@@ -107,6 +107,9 @@ def test_the_readme_recipe_runs_as_written(tmp_path: Path) -> None:
                 return False
 
         wait_until(gateway_up, 240, "the recipe's gateway")
+        prefect_api = f"http://127.0.0.1:{env['PREFECT_PORT']}/api"
+        refused = httpx.post(f"{prefect_api}/work_pools/filter", json={}, timeout=15)
+        assert refused.status_code == 401, "the recipe's Prefect server answers without its auth string"
         body = {"cloud_provider": "local", "provider_config": {}, "count": 1}
         runs = [
             gateway.post("/provision", json={**body, "instance_name_prefix": f"scale-{i}"}).json()[

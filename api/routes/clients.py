@@ -3,27 +3,32 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.auth import ApiKey
 from api.deps import Prefect, Service
-from api.registry.models import Approval, ClientStatus
-from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE
+from api.registry.models import Approval, ClientStatus, Run
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
+from api.run_events import EVENTS, RunFollower
 from api.schemas import (
     Accepted,
     ClientList,
     ClientSettings,
     ClientView,
     OutputsView,
+    ProgressView,
     RunList,
     RunSummary,
     RunView,
     TaskView,
 )
 from api.service import ClientFilter, Conflict
+from api.settings import get_gateway_settings
 from flows.contract import DriftStatus, Operation
 
 router = APIRouter(
@@ -199,6 +204,35 @@ async def get_run(
     view = RunView.of(run)
     if run.flow_run_id:
         view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]
+        progress = await prefect.read_progress(run.flow_run_id, run.client_id)
+        view.progress = ProgressView.of(progress) if progress else None
         if logs:
             view.logs = await prefect.read_logs(run.flow_run_id)
     return view
+
+
+async def followed_run(run_id: UUID, service: Service, prefect: Prefect) -> Run:
+    """Checked before the stream opens, so these answer with a status code: an unknown run
+    is a 404, an unreachable Prefect a 503 (a stream would otherwise never see an end)."""
+    run = service.get_run(str(run_id))
+    problem = await prefect.healthy()
+    if problem is not None:
+        raise HTTPException(503, f"Prefect did not answer: {problem}")
+    return run
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses=as_json({**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT, **UNAVAILABLE}),
+    response_description=EVENTS,
+)
+async def run_events(
+    run: Annotated[Run, Depends(followed_run)], service: Service, prefect: Prefect
+) -> AsyncIterator[ServerSentEvent]:
+    """Follow a run as server-sent events (`curl -N`): its status, task states, log lines
+    and Terraform progress as they change, then its end; the stream closes when the run
+    has ended (at once, after its history, for a run already ended)."""
+    poll = get_gateway_settings().sync_interval_seconds
+    async for event in RunFollower(service, prefect, run.id, poll=poll).events():
+        yield event

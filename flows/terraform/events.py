@@ -32,6 +32,44 @@ class OutputValue(BaseModel):
     value: Any = None
 
 
+class ApplyProgress(BaseModel):
+    """Resources done of planned while Terraform applies (or destroys)."""
+
+    command: str = Field(description="apply or destroy.")
+    planned: int = Field(description="Resources the plan changes.")
+    done: int = Field(description="Of those, the ones Terraform has finished.")
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.planned == 0 else round(100.0 * min(self.done, self.planned) / self.planned, 1)
+
+
+class ApplyCounter:
+    """Counts from ``planned_change`` and ``apply_complete`` events, by address: a replace
+    completes twice (a delete and a create) but is one planned resource."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.started = False
+        """True from the first ``apply_start``: every change is planned by then."""
+        self._needed: dict[str, int] = {}
+        self._completed: dict[str, int] = {}
+
+    def plan(self, address: str, action: str) -> None:
+        self._needed[address] = 2 if action == "replace" else 1
+
+    def start(self) -> None:
+        self.started = True
+
+    def complete(self, address: str) -> None:
+        self._completed[address] = self._completed.get(address, 0) + 1
+
+    @property
+    def progress(self) -> ApplyProgress:
+        done = sum(1 for a, n in self._needed.items() if self._completed.get(a, 0) >= n)
+        return ApplyProgress(command=self.command, planned=len(self._needed), done=done)
+
+
 class CommandResult(BaseModel):
     """What one Terraform command did, from its event stream."""
 
@@ -55,6 +93,7 @@ class EventStream:
     def __init__(self, command: str) -> None:
         self.result = CommandResult(command=command, exit_code=-1)
         self.text_lines: list[str] = []
+        self.applying = ApplyCounter(command)
 
     def feed(self, line: str) -> str:
         """Consume one line, returning the human message to log."""
@@ -92,6 +131,11 @@ class EventStream:
             change = event.get("change", {})
             addr = change.get("resource", {}).get("addr", "?")
             result.planned.append(f"{change.get('action', '?')} {addr}")
+            self.applying.plan(addr, change.get("action", "?"))
+        elif kind == "apply_start":
+            self.applying.start()
+        elif kind == "apply_complete":
+            self.applying.complete(event.get("hook", {}).get("resource", {}).get("addr", "?"))
         elif kind == "outputs":
             result.outputs = {
                 name: OutputValue.model_validate(value) for name, value in event.get("outputs", {}).items()

@@ -18,11 +18,13 @@ from pathlib import Path
 
 from flows.terraform.binary import TerraformBinary
 from flows.terraform.errors import classify
-from flows.terraform.events import CommandResult, EventStream, OutputValue, parse_outputs
+from flows.terraform.events import ApplyProgress, CommandResult, EventStream, OutputValue, parse_outputs
 from flows.terraform.redact import Redactor, sensitive_values
 from flows.terraform.workspace import Workspace
 
 LogFn = Callable[[str], None]
+ProgressFn = Callable[[ApplyProgress], None]
+"""Called on every line once Terraform applies; it decides how often to pass it on."""
 
 
 class Terraform:
@@ -37,6 +39,7 @@ class Terraform:
         lock_timeout: str = "60s",
         backend_config: dict[str, str] | None = None,
         interrupt_grace: float = 120.0,
+        progress: ProgressFn | None = None,
     ) -> None:
         self.binary = binary
         self.workspace = workspace
@@ -46,6 +49,7 @@ class Terraform:
         self.lock_timeout = lock_timeout
         self.backend_config = backend_config or {}
         self.interrupt_grace = interrupt_grace
+        self.progress = progress
 
     # Commands ----------------------------------------------------------------------------
     def init(self) -> CommandResult:
@@ -142,6 +146,8 @@ class Terraform:
                         message = self.redact(stream.feed(line))
                         if message.strip():
                             self.log(message)
+                        if self.progress is not None and stream.applying.started:
+                            self.progress(stream.applying.progress)
                     exit_code = proc.wait()
                 except BaseException:
                     # Cancelled or stopped: let Terraform stop cleanly, so it writes what it
