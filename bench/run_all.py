@@ -9,6 +9,7 @@ for script in (
     "bench.provision_wall_time",
     "bench.accept_load",
     "bench.dispatch_latency",
+    "bench.warm_start",
     "bench.sweep",
     "bench.list_clients",
     "bench.scale_out",

@@ -78,11 +78,22 @@ def deploy() -> None:
 def worker(
     limit: Annotated[int, typer.Option(help="Flow runs this worker runs at once.")] = 2,
     pool: Annotated[str | None, typer.Option(help="Work pool (default: prefect.yaml's).")] = None,
+    warm: Annotated[bool, typer.Option(help="Start the warm process beside it (see `warm`).")] = True,
 ) -> None:
     """A process worker with the project's settings, after checking what runs need."""
     from deployments.worker import WorkerConfig, run_worker
 
-    raise typer.Exit(run_worker(WorkerConfig(limit=limit, pool=pool)))
+    raise typer.Exit(run_worker(WorkerConfig(limit=limit, pool=pool, warm=warm)))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def warm(ctx: typer.Context) -> None:
+    """The warm process a worker's runs start from (`up` and `worker` start one): Prefect
+    and the flows imported once, a fork per run. Options: --socket PATH (default
+    TENANTFORM_WARM_SOCKET or DATA_DIR/warm/engine.sock), --check-seconds, --watch FILE."""
+    from deployments.warm.server import main
+
+    raise typer.Exit(main(list(ctx.args)))
 
 
 # Talking to a gateway ----------------------------------------------------------------------

@@ -20,13 +20,15 @@ from types import FrameType
 import httpx
 
 from deployments.processes import Child, PortTaken, ensure_free, with_project_python
+from deployments.warm.server import warm_env
 from flows.logs import prefect_logging_env
 from flows.settings import get_settings
 from flows.workflows import work_pool_name
 
 TUNED_PREFECT_ENV = {
-    # Measured in bench/dispatch_latency.py: the worker's poll is most of the wait.
-    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    # Measured in bench/dispatch_latency.py: the worker's poll is most of the wait. Prefect
+    # takes fractions (a float setting); each poll is one small API call per worker.
+    "PREFECT_WORKER_QUERY_SECONDS": "0.5",
     "PREFECT_WORKER_PREFETCH_SECONDS": "5",
     "PREFECT_RUNNER_POLL_FREQUENCY": "1",
     "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
@@ -148,6 +150,9 @@ class Stack:
                 print(f"crashed {name}: its process died when the stack last stopped", flush=True)
         print(f"set up on Prefect: {', '.join(applied)}", flush=True)
 
+        # Flow runs start forked from it (deployments/warm/): no interpreter and no Prefect
+        # import per run. Its environment holds paths only; a run's arrives with the run.
+        self._spawn("warm", [sys.executable, "-m", "deployments.warm.server"], warm_env(env), logs)
         worker_env = {
             **prefect_logging_env(get_settings().log_format),
             **env,
@@ -228,7 +233,8 @@ class Stack:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         while not stop["signal"]:
-            dead = [c for c in self.children if not c.running]
+            # Without the warm process runs still start (the launcher falls back): not fatal.
+            dead = [c for c in self.children if not c.running and c.name != "warm"]
             if dead:
                 print(f"{dead[0].name} exited; see {dead[0].log_path}. Stopping.", file=sys.stderr)
                 return 1

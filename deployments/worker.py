@@ -18,6 +18,7 @@ import httpx
 
 from deployments.processes import Child, with_project_python
 from deployments.stack import TUNED_PREFECT_ENV
+from deployments.warm.server import warm_env
 from flows.logs import prefect_logging_env
 from flows.settings import Settings, get_settings
 from flows.workflows import work_pool_name
@@ -32,6 +33,8 @@ class WorkerConfig:
     limit: int = 2
     pool: str | None = None
     log: Path | None = None
+    warm: bool = True
+    """Start the warm process (deployments/warm/) beside the worker."""
 
 
 def check_prefect(api_url: str | None) -> str:
@@ -105,6 +108,16 @@ def run_worker(config: WorkerConfig) -> int:
     pool = config.pool or work_pool_name()
     argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
     argv += ["--type", "process", "--limit", str(config.limit)]
+    warm = (
+        Child(
+            "warm",
+            [sys.executable, "-m", "deployments.warm.server"],
+            warm_env(env),
+            root / "logs" / "warm.log",
+        )
+        if config.warm
+        else None
+    )
     child = Child("worker", argv, with_project_python(env), config.log or root / "logs" / "worker.log")
     print(f"worker polling pool {pool!r} (limit {config.limit}); log: {child.log_path}", flush=True)
     stop = {"signal": 0}
@@ -118,5 +131,7 @@ def run_worker(config: WorkerConfig) -> int:
         time.sleep(0.3)
     code = 0 if stop["signal"] else (child.proc.returncode or 1)
     child.stop(first=signal.SIGINT)  # Prefect's worker stops on SIGINT; its runs are told first
+    if warm is not None:
+        warm.stop()
     print("worker stopped.", flush=True)
     return code

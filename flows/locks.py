@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -17,6 +18,7 @@ from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
     GlobalConcurrencyLimitUpdate,
 )
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -82,17 +84,27 @@ def holder_gone(flow_run_id: str | None) -> bool:
     return run.state is not None and run.state.is_final()
 
 
+def _take_slot(stack: contextlib.ExitStack, name: str, limit: int) -> None:
+    """A slot of ``name``, strictly. The limit is created only when it is missing (a
+    client's first run; the fleet's is made by ``up``/``deploy``), so a run makes one call
+    per limit instead of a read and a call. One call for both names is not safe:
+    ``concurrency([...], strict=True)`` only fails when *none* of the limits exist, so a
+    missing client limit would silently take the fleet slot alone."""
+    # A short lease frees the slots of a holder that died without a word within about a
+    # minute; a failed renewal (Prefect restarting) must not cancel a running apply.
+    options: dict[str, Any] = {"strict": True, "lease_duration": 60, "raise_on_lease_renewal_failure": False}
+    try:
+        stack.enter_context(concurrency(name, **options))
+    except ConcurrencySlotAcquisitionError:
+        ensure_limit(name, limit)
+        stack.enter_context(concurrency(name, **options))
+
+
 @contextmanager
 def client_lock(client_id: str, fleet_size: int) -> Iterator[str | None]:
     """Hold the client's own slot, then one fleet slot, for the whole run; gives the flow
     run that held the client's state before this one."""
-    name = client_limit_name(client_id)
-    ensure_limit(name, 1)
-    ensure_limit(FLEET_LIMIT, fleet_size)
-    # A short lease frees the slots of a holder that died without a word within about a
-    # minute; a failed renewal (Prefect restarting) must not cancel a running apply.
-    with (
-        concurrency(name, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
-        concurrency(FLEET_LIMIT, strict=True, lease_duration=60, raise_on_lease_renewal_failure=False),
-    ):
+    with contextlib.ExitStack() as stack:
+        _take_slot(stack, client_limit_name(client_id), 1)
+        _take_slot(stack, FLEET_LIMIT, fleet_size)
         yield take_holder(client_id)
