@@ -99,7 +99,8 @@ class Harness:
         if name == "flow-run":
             for pid in descendants(self.procs["worker"].pid):
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if Path(f"/proc/{pid}").exists() else b""
-                if b"prefect.engine" in cmdline:
+                # The run's process: the launcher (its run dies with it) or the stock engine.
+                if b"prefect.engine" in cmdline or b"deployments.warm.launch" in cmdline:
                     for victim in [pid, *descendants(pid)]:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(victim, signal.SIGKILL)

@@ -213,6 +213,8 @@ def test_compose_stack_provisions_a_client_and_a_hospital(tmp_path: Path) -> Non
             assert {"provision", "destroy", "plan", "create-tables", "reconcile"} <= {
                 d["name"] for d in found
             }
+            metrics = httpx.get(f"{prefect}/metrics", headers=auth, timeout=10)  # Prefect's own, on
+            assert metrics.status_code == 200 and "# TYPE" in metrics.text, metrics.text[:300]
 
             mark = time.monotonic()
             url = f"http://127.0.0.1:{values['GATEWAY_PORT']}"

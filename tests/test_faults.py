@@ -208,7 +208,10 @@ def flow_runs_of(run_id: str) -> list[Any]:
         )
 
 
-@pytest.mark.parametrize("stack", [{"PENDING_RUN_SECONDS": "5"}], indirect=True)
+# Long enough for the new worker to start the run it takes (Pending → Running) on a loaded
+# machine: a run handed back while a live worker starts it makes Prefect's worker stop
+# ("this borrower is already holding one of this CapacityLimiter's tokens").
+@pytest.mark.parametrize("stack", [{"PENDING_RUN_SECONDS": "60"}], indirect=True)
 def test_a_run_a_dead_worker_took_but_never_started_is_handed_back(stack: Stack) -> None:
     """A worker killed between taking a flow run (Pending) and starting its process leaves
     a run with no process, so no heartbeat and no crash: the gateway hands it back to the
@@ -230,7 +233,7 @@ def test_a_run_a_dead_worker_took_but_never_started_is_handed_back(stack: Stack)
         state = flow_runs_of(run_id)[0].state
         return state is not None and state.is_scheduled() and "handed back" in (state.message or "")
 
-    wait_until(handed_back, 60, "the gateway to hand the run back to the pool")
+    wait_until(handed_back, 120, "the gateway to hand the run back to the pool")
     stack.start_worker()
     done = wait_ended(gateway, run_id)
     assert done["status"] == "completed", done
