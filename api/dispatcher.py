@@ -143,6 +143,7 @@ class Dispatcher:
 
     async def _create(self, run: Run) -> str:
         params = self.service.parameters(run)
+        await self.prefect.ensure_client_limit(params.client_id)
         return await self.prefect.create_flow_run(
             workflow(Operation(run.operation)).deployment_name,
             params.as_prefect_parameters(),

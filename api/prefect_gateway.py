@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from flows.contract import (
     read_sweep,
     result_key,
 )
+from flows.locks import aensure_limit, client_limit_name
 from flows.terraform.events import ApplyProgress
 
 
@@ -112,8 +114,23 @@ def one_line(message: str | None) -> str:
 
 
 class PrefectGateway:
+    KNOWN_LIMITS = 10_000
+
     def __init__(self) -> None:
         self._deployment_ids: dict[str, UUID] = {}
+        self._known_limits: OrderedDict[str, None] = OrderedDict()
+
+    async def ensure_client_limit(self, client_id: str) -> None:
+        """The client's concurrency limit, made before its first flow run so the run
+        takes its slot in one call; remembered (bounded) so later runs cost nothing."""
+        name = client_limit_name(client_id)
+        if name in self._known_limits:
+            self._known_limits.move_to_end(name)
+            return
+        await aensure_limit(name, 1)
+        self._known_limits[name] = None
+        if len(self._known_limits) > self.KNOWN_LIMITS:
+            self._known_limits.popitem(last=False)
 
     async def _deployment_id(self, client: PrefectClient, deployment: str) -> UUID:
         if deployment not in self._deployment_ids:
@@ -244,6 +261,7 @@ class PrefectGateway:
                 )
 
     async def delete_limit(self, limit_name: str) -> None:
+        self._known_limits.pop(limit_name, None)
         async with get_client() as client:
             with contextlib.suppress(ObjectNotFound):
                 await client.delete_global_concurrency_limit_by_name(limit_name)

@@ -9,7 +9,11 @@ Terraform (children's times of the worker and the warm process), and the run pro
 PSS. Then: the first run after the warm process restarts (SIGHUP, a request at once), 4
 requests at once per arm, and the warm arm with the warm process stopped (the fallback).
 
-``python -m bench.warm_start [-n N]`` (default: WARM_BENCH_N or 30, after 2 warm-ups).
+``python -m bench.warm_start [-n N]`` (default: WARM_BENCH_N or 30, after 2 warm-ups). It
+runs twice: with Prefect on SQLite (the embedded default), then on PostgreSQL
+(``BENCH_POSTGRES_URL``, default the local server; skipped when it does not answer). On
+SQLite, Prefect answers some writes with 503 "database is locked" and its client waits
+2 s before trying again; the PostgreSQL run shows the path without those waits.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench.common import pct, stack, table
 from deployments.stack import Stack
@@ -230,6 +236,43 @@ class Bench:
             time.sleep(0.2)
 
 
+def postgres_server() -> str:
+    return os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def prefect_database(kind: str) -> Iterator[None]:
+    """Prefect's database for one measurement: the stack's SQLite, or a fresh PostgreSQL
+    database dropped afterwards."""
+    if kind == "sqlite":
+        yield
+        return
+    import psycopg
+
+    server = postgres_server()
+    name = f"bench_prefect_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(drivername="postgresql+asyncpg", database=name)
+    os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = url.render_as_string(hide_password=False)
+    try:
+        yield
+    finally:
+        del os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(postgres_server(), connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
 def measure(n: int) -> dict[str, Any]:
     os.environ.setdefault("FLEET_CONCURRENCY", "4")  # 4 at once must not wait for Terraform slots
     results: dict[str, Any] = {arm: [] for arm in ARMS}
@@ -287,7 +330,7 @@ def row(label: str, runs: list[dict[str, float]]) -> tuple[str, ...]:
     )
 
 
-def report(results: dict[str, Any]) -> str:
+def report(results: dict[str, Any], database: str) -> str:
     rows = [
         row("warm start (launcher -> warm process)", results["warm"]),
         row("stock (python -m prefect.engine)", results["stock"]),
@@ -298,16 +341,24 @@ def report(results: dict[str, Any]) -> str:
     ]
     header = ("arm", "n", "RUNNING p50", "p95", "init p50", "p95", "CPU pre-TF s", "CPU/run s", "PSS MB")
     rss = ", ".join(f"{k} {v:.0f} MB" for k, v in results["rss_mb"].items())
-    return table("warm start: accept -> RUNNING / terraform init (seconds)", rows, header) + f"\nRSS: {rss}"
+    title = f"warm start, Prefect on {database}: accept -> RUNNING / terraform init (seconds)"
+    return table(title, rows, header) + f"\nRSS: {rss}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=int(os.environ.get("WARM_BENCH_N", "30")))
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args()
-    results = measure(args.n)
-    print("RESULT " + json.dumps(results), flush=True)
-    print(report(results))
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if "postgresql" in databases and not postgres_answers():
+        print("PostgreSQL does not answer (BENCH_POSTGRES_URL): its run is skipped", flush=True)
+        databases.remove("postgresql")
+    for database in databases:
+        with prefect_database(database):
+            results = measure(args.n)
+        print(f"RESULT {database} " + json.dumps(results), flush=True)
+        print(report(results, database), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ so no code is copied or pulled and the same entry works on any machine with the 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 from datetime import timedelta
@@ -31,7 +30,7 @@ from prefect.states import Crashed
 from prefect.types.entrypoint import EntrypointType
 
 from deployments.notifications import ensure_failure_notifications
-from flows.locks import FLEET_LIMIT, ensure_limit
+from flows.locks import FLEET_LIMIT, aensure_limit
 from flows.settings import get_settings
 from flows.workflows import Workflow, workflows
 
@@ -153,6 +152,6 @@ async def set_up_prefect() -> dict[str, str]:
     if notified := await ensure_failure_notifications(deployment_ids):
         applied["failure notifications"] = notified
     settings = get_settings()
-    await asyncio.to_thread(ensure_limit, FLEET_LIMIT, settings.fleet_concurrency)
+    await aensure_limit(FLEET_LIMIT, settings.fleet_concurrency)
     applied["concurrency limit"] = f"{FLEET_LIMIT} = {settings.fleet_concurrency}"
     return applied

@@ -102,6 +102,11 @@ class Stack:
                 f"sqlite+aiosqlite:///{cfg.data_dir / 'prefect' / 'prefect.db'}",
             ),
         )
+        if cfg.prefect_api_url is None and "PREFECT_SERVER_CSRF_PROTECTION_ENABLED" not in env:
+            # Our own server keeps Prefect's default (no CSRF protection), so a client's
+            # token request only ever gets a 422: one wasted round trip per API client,
+            # and a flow run opens several.
+            env.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
         return with_project_python(env)
 
     @property

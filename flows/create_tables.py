@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, task
 
 from flows.contract import FlowParameters, Operation, RunResult, publish
 from flows.jobs import Job
@@ -48,10 +48,7 @@ def create_tables(params: FlowParameters) -> dict[str, Any]:
     client_id, target = params.client_id, params.target
     job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
     retry = retrying(settings)
-    with (
-        tags(f"client:{client_id}", f"target:{target}"),
-        client_lock(client_id, settings.fleet_concurrency) as job.previous_holder,
-    ):
+    with client_lock(client_id, settings.fleet_concurrency) as job.previous_holder:
         prepare_vars.with_options(**retry)(job)
         terraform_init.with_options(**retry)(job)
         reference = secret_reference.with_options(**retry)(job)

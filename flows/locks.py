@@ -17,10 +17,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
     GlobalConcurrencyLimitCreate,
     GlobalConcurrencyLimitUpdate,
+    VariableCreate,
+    VariableUpdate,
 )
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.utilities.asyncutils import run_coro_as_sync
 
 FLEET_LIMIT = "tenantform-fleet"
 
@@ -29,22 +32,26 @@ def client_limit_name(client_id: str) -> str:
     return f"tenantform-client-{client_id}"
 
 
-def ensure_limit(name: str, limit: int) -> None:
+async def aensure_limit(name: str, limit: int) -> None:
     """Read first: creating one that exists makes a PostgreSQL-backed server log a unique
     violation on every run."""
-    with get_client(sync_client=True) as client:
+    async with get_client() as client:
         try:
-            current = client.read_global_concurrency_limit_by_name(name)
+            current = await client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             with contextlib.suppress(ObjectAlreadyExists):  # another run created it meanwhile
-                client.create_global_concurrency_limit(
+                await client.create_global_concurrency_limit(
                     GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True)
                 )
             return
         if current.limit != limit or not current.active:
-            client.update_global_concurrency_limit(
+            await client.update_global_concurrency_limit(
                 name, GlobalConcurrencyLimitUpdate(limit=limit, active=True)
             )
+
+
+def ensure_limit(name: str, limit: int) -> None:
+    run_coro_as_sync(aensure_limit(name, limit))
 
 
 HOLDER_PREFIX = "tenantform-lock-holder-"
@@ -53,16 +60,22 @@ HOLDER_PREFIX = "tenantform-lock-holder-"
 def take_holder(client_id: str) -> str | None:
     """Record this flow run as the one acting on the client's state (a Prefect variable),
     and return the flow run that did before, whose Terraform may have died holding the
-    state lock. Called with the client's slot held, so no one else is acting."""
+    state lock. Called with the client's slot held, so no one else is acting: one read
+    and one write (``Variable.get`` and ``Variable.set`` make four calls)."""
     from prefect.runtime import flow_run
-    from prefect.variables import Variable
 
     name = f"{HOLDER_PREFIX}{client_id}"
-    previous = Variable.get(name, default=None)
     me = flow_run.id
-    if me:
-        Variable.set(name, me, overwrite=True)
-    return str(previous) if previous and previous != me else None
+    with get_client(sync_client=True) as client:
+        current = client.read_variable_by_name(name)
+        previous = str(current.value) if current is not None and current.value else None
+        if me and previous != me:
+            if current is None:
+                with contextlib.suppress(ObjectAlreadyExists):
+                    client.create_variable(VariableCreate(name=name, value=me))
+            else:
+                client.update_variable(VariableUpdate(name=name, value=me))
+    return previous if previous != me else None
 
 
 def forget_holder(client_id: str) -> None:
@@ -85,9 +98,10 @@ def holder_gone(flow_run_id: str | None) -> bool:
 
 
 def _take_slot(stack: contextlib.ExitStack, name: str, limit: int) -> None:
-    """A slot of ``name``, strictly. The limit is created only when it is missing (a
-    client's first run; the fleet's is made by ``up``/``deploy``), so a run makes one call
-    per limit instead of a read and a call. One call for both names is not safe:
+    """A slot of ``name``, strictly, in one call: the gateway creates a client's limit
+    before its first flow run and ``up``/``deploy`` the fleet's, so the limit is created
+    here only when it is missing anyway (deleted by hand, say). One call for both names
+    is not safe:
     ``concurrency([...], strict=True)`` only fails when *none* of the limits exist, so a
     missing client limit would silently take the fleet slot alone."""
     # A short lease frees the slots of a holder that died without a word within about a

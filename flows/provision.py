@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
 from flows.contract import FlowParameters, Operation, ResourceChange, RunResult, publish, publish_plan
@@ -49,13 +49,14 @@ def _run(operation: Operation, params: FlowParameters) -> RunResult:
         terraform=str(job.terraform().binary),
         module_version=module_version(job.target.module),
     )
-    with tags(f"client:{client_id}", f"target:{target}"):
-        if operation is Operation.provision and params.approval_required:
-            _plan_approve_apply(job, result)
-        else:
-            with client_lock(client_id, settings.fleet_concurrency) as job.previous_holder:
-                _prepare(job, check=operation is not Operation.destroy)
-                _act(job, result)
+    # No ``tags()`` around the tasks: a tagged task run asks Prefect for its tags'
+    # concurrency slots (a write) before it starts; the flow run carries the tags.
+    if operation is Operation.provision and params.approval_required:
+        _plan_approve_apply(job, result)
+    else:
+        with client_lock(client_id, settings.fleet_concurrency) as job.previous_holder:
+            _prepare(job, check=operation is not Operation.destroy)
+            _act(job, result)
     get_run_logger().info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)
     publish(result)
     return result
