@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from api.callbacks import CallbackSender
 from api.dispatcher import Dispatcher
 from api.keys import KeyService, RateLimiter
-from api.metrics import Metrics
+from api.metrics import Metrics, RequestCounter
 from api.prefect_gateway import PrefectGateway
 from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
@@ -107,7 +107,7 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router)
     app.state.metrics = Metrics()
-    app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(RequestCounter, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -7,15 +7,14 @@ restart and the same on every gateway in front of one registry."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.registry.db import Registry
 from api.registry.models import Client, ClientStatus, Run, RunStatus
@@ -74,11 +73,30 @@ class Metrics:
     def attach(self, registry: Registry) -> None:
         self.prometheus.register(RegistryCollector(registry))
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        self.requests.labels(request.method, template, str(response.status_code)).inc()
-        return response
+
+class RequestCounter:
+    """Counts requests by route template and status code. Plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` (``app.middleware("http")``) runs every request through an
+    extra task and memory streams, a cost every route paid."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()

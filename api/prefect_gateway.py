@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from prefect.client.orchestration import PrefectClient, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import DeploymentFlowRunCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -29,11 +29,12 @@ from prefect.client.schemas.filters import (
     LogFilterTimestamp,
     TaskRunFilter,
 )
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling, Scheduled
+from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 
+from flows import prefect_calls
 from flows.contract import (
     SWEEP_KEY,
     Operation,
@@ -151,12 +152,21 @@ class PrefectGateway:
     ) -> str:
         """Idempotent: the same key returns the same flow run, so a retry after a lost
         answer never runs Terraform twice."""
+        create = DeploymentFlowRunCreate(
+            parameters=parameters,
+            state=to_state_create(Scheduled()),
+            tags=tags,
+            idempotency_key=idempotency_key,
+        )
         async with get_client() as client:
             deployment_id = await self._deployment_id(client, deployment)
-            flow_run = await client.create_flow_run_from_deployment(
-                deployment_id, parameters=parameters, idempotency_key=idempotency_key, tags=tags
-            )
-        return str(flow_run.id)
+            # What create_flow_run_from_deployment sends, retried quickly on a 503 (safe:
+            # the idempotency key makes a second create return the first flow run).
+            path = f"/deployments/{deployment_id}/create_flow_run"
+            body = create.model_dump(mode="json", exclude_unset=True)
+            response = await prefect_calls.asend(client, "POST", path, body)
+            response.raise_for_status()
+        return str(FlowRun.model_validate(response.json()).id)
 
     async def start_sweep(self, deployment: str, targets: list[SweepTarget]) -> str:
         clients = [t.model_dump(mode="json") for t in targets]

@@ -128,11 +128,12 @@ class ClientService:
         body_print = fingerprint({"kind": kind, "target": target, "inputs": inputs, "parent": parent_id})
         if idempotency_key and (same := self._by_idempotency_key(idempotency_key, body_print)):
             return same
-        with self.registry.session() as session:
-            if client_id and (existing := session.get(Client, client_id)):
-                return self._same_client(session, existing, body_print)
-            if parent_id and session.get(Client, parent_id) is None:
-                raise NotFound(f"parent client {parent_id} not found")
+        if client_id or parent_id:
+            with self.registry.session() as session:
+                if client_id and (existing := session.get(Client, client_id)):
+                    return self._same_client(session, existing, body_print)
+                if parent_id and session.get(Client, parent_id) is None:
+                    raise NotFound(f"parent client {parent_id} not found")
         cid = client_id or new_id()
         try:
             with self.registry.session() as session:

@@ -1,16 +1,16 @@
 """One run per client at a time, a fleet-wide cap on Terraform runs, failing closed.
 
-Prefect's ``concurrency()`` only warns about a limit that does not exist, so the limits
-are created (idempotently) first and then taken with ``strict=True``: a missing or
-misnamed limit raises instead of letting two runs touch the same state.
+A slot is taken only from a limit that exists: a missing one is created and taken again,
+and one that still is not there raises instead of letting two runs touch the same state
+(Prefect's ``concurrency()`` only warns about a limit that does not exist).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -20,10 +20,16 @@ from prefect.client.schemas.actions import (
     VariableCreate,
     VariableUpdate,
 )
+from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+from prefect.concurrency._events import emit_concurrency_acquisition_events, emit_concurrency_release_events
+from prefect.concurrency._leases import maintain_concurrency_lease
+from prefect.concurrency._sync import release_concurrency_slots_with_lease
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.asyncutils import run_coro_as_sync
+
+from flows import prefect_calls
 
 FLEET_LIMIT = "tenantform-fleet"
 
@@ -97,21 +103,57 @@ def holder_gone(flow_run_id: str | None) -> bool:
     return run.state is not None and run.state.is_final()
 
 
-def _take_slot(stack: contextlib.ExitStack, name: str, limit: int) -> None:
+LEASE_SECONDS = 60
+"""A short lease frees the slots of a holder that died without a word within about a
+minute; a failed renewal (Prefect restarting) must not cancel a running apply."""
+INCREMENT = "/v2/concurrency_limits/increment-with-lease"
+
+
+def _acquire(name: str, limit: int) -> ConcurrencyLimitWithLeaseResponse | None:
+    """A slot of ``name`` (waiting while the limit is full), or None when this path cannot
+    take it (an answer it does not know) and Prefect's own ``concurrency()`` must."""
+    created = False
+    body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
+    with get_client(sync_client=True) as client:
+        while True:
+            response = prefect_calls.send(client, "POST", INCREMENT, body)
+            if response.status_code == 423:  # full: wait as long as Prefect asks
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+            elif response.status_code != 200:
+                return None
+            elif (granted := ConcurrencyLimitWithLeaseResponse.model_validate(response.json())).limits:
+                return granted
+            elif created:
+                raise ConcurrencySlotAcquisitionError(f"concurrency limit {name!r} does not exist")
+            else:  # missing (deleted by hand, or no gateway made it): make it, fail closed
+                ensure_limit(name, limit)
+                created = True
+
+
+@contextmanager
+def _slot(name: str, limit: int) -> Iterator[None]:
     """A slot of ``name``, strictly, in one call: the gateway creates a client's limit
-    before its first flow run and ``up``/``deploy`` the fleet's, so the limit is created
-    here only when it is missing anyway (deleted by hand, say). One call for both names
-    is not safe:
-    ``concurrency([...], strict=True)`` only fails when *none* of the limits exist, so a
-    missing client limit would silently take the fleet slot alone."""
-    # A short lease frees the slots of a holder that died without a word within about a
-    # minute; a failed renewal (Prefect restarting) must not cancel a running apply.
-    options: dict[str, Any] = {"strict": True, "lease_duration": 60, "raise_on_lease_renewal_failure": False}
+    before its first flow run and ``up``/``deploy`` the fleet's. Held as Prefect's
+    ``concurrency()`` holds it (a renewed lease, released at the end), but taken with
+    short pauses on 503 (``flows.prefect_calls``) instead of Prefect's 2 s. One call for
+    both names is not safe: ``concurrency([...], strict=True)`` only fails when *none* of
+    the limits exist, so a missing client limit would silently take the fleet slot alone."""
+    granted = _acquire(name, limit)
+    if granted is None:
+        with concurrency(
+            name, strict=True, lease_duration=LEASE_SECONDS, raise_on_lease_renewal_failure=False
+        ):
+            yield
+        return
+    events = emit_concurrency_acquisition_events(granted.limits, 1)
     try:
-        stack.enter_context(concurrency(name, **options))
-    except ConcurrencySlotAcquisitionError:
-        ensure_limit(name, limit)
-        stack.enter_context(concurrency(name, **options))
+        with maintain_concurrency_lease(
+            granted.lease_id, LEASE_SECONDS, raise_on_lease_renewal_failure=False
+        ):
+            yield
+    finally:
+        release_concurrency_slots_with_lease(granted.lease_id)
+        emit_concurrency_release_events(granted.limits, 1, events)
 
 
 @contextmanager
@@ -119,6 +161,6 @@ def client_lock(client_id: str, fleet_size: int) -> Iterator[str | None]:
     """Hold the client's own slot, then one fleet slot, for the whole run; gives the flow
     run that held the client's state before this one."""
     with contextlib.ExitStack() as stack:
-        _take_slot(stack, client_limit_name(client_id), 1)
-        _take_slot(stack, FLEET_LIMIT, fleet_size)
+        stack.enter_context(_slot(client_limit_name(client_id), 1))
+        stack.enter_context(_slot(FLEET_LIMIT, fleet_size))
         yield take_holder(client_id)

@@ -128,3 +128,28 @@ def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(gateway: Any,
     assert done["message"], "a failed run must say why"
     client = gateway.get(f"/api/clients/{run['client_uuid']}/status").json()
     assert client["status"] == "failed" and client["message"]
+
+
+def test_a_client_limit_exists_before_its_first_flow_run_and_tasks_carry_no_tags(gateway: Any) -> None:
+    """The run then takes its client slot in one call; untagged task runs ask Prefect for
+    no tag slots (each such request is a write a SQLite-backed Prefect may answer 503)."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    accepted = gateway.post("/provision", json={**REQUEST, "instance_name_prefix": "limit-first", "count": 1})
+    request_id = accepted.json()["request_id"]
+    assert wait_status(gateway, request_id)["status"] == "completed"
+    run = gateway.get(f"/api/runs/{request_id}").json()
+    with get_client(sync_client=True) as prefect:
+        limit = prefect.read_global_concurrency_limit_by_name(f"tenantform-client-{run['client_uuid']}")
+        flow_run = prefect.read_flow_run(UUID(run["flow_run_id"]))
+        tasks = prefect.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run["flow_run_id"])]))
+        )
+    assert limit.limit == 1 and limit.active_slots == 0
+    assert limit.created is not None and flow_run.created is not None
+    assert limit.created <= flow_run.created, "the gateway made the limit before the flow run"
+    assert f"client:{run['client_uuid']}" in flow_run.tags, "the flow run keeps its tags for the UI"
+    assert tasks and all(not t.tags for t in tasks), [t.tags for t in tasks]

@@ -6,10 +6,12 @@ while the session worker applies a slow localcloud create."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,12 +176,17 @@ class Follower(threading.Thread):
 
 @pytest.mark.usefixtures("worker")
 def test_a_slow_apply_shows_progress_and_streams_until_it_ends(gateway: Any) -> None:
-    body = {"cloud_provider": "local", "instance_name_prefix": "slow-progress", "count": 2}
+    # Each create of a paced-* instance sleeps in the worker's localcloud: long enough to
+    # watch the run midway, far shorter than the crash tests' slow-* instances.
+    faults = Path(os.environ["TENANTFORM_DATA_DIR"]) / "localcloud" / "_faults"
+    faults.mkdir(parents=True, exist_ok=True)
+    (faults / "delay-paced-").write_text("40")
+    body = {"cloud_provider": "local", "instance_name_prefix": "paced-progress", "count": 2}
     request_id = gateway.post("/provision", json=body).json()["request_id"]
     follower = Follower(gateway, request_id)
     follower.start()
 
-    # While the instances are being created (each create sleeps in the worker's localcloud).
+    # While the instances are being created.
     midway: dict[str, Any] = {}
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline and not midway:

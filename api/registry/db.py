@@ -16,7 +16,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A server's connections can drop under a pooled one; a SQLite file's cannot, and the
+    # ping would be one more statement before every request's query.
+    kwargs: dict[str, Any] = {"pool_pre_ping": not url.startswith("sqlite")}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, **kwargs)

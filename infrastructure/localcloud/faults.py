@@ -12,6 +12,9 @@ under the data dir rather than in memory.
 - A file ``<data dir>/_faults/refuse-<prefix>``: every create of an object whose name starts
   with ``<prefix>`` fails permanently while the file exists (a fault a test can arm and
   remove while a worker runs).
+- A file ``<data dir>/_faults/delay-<prefix>`` holding seconds: every create of an object
+  whose name starts with ``<prefix>`` sleeps that long first (a test's own pace, armed
+  while a worker runs).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ def before_create(name: str = "") -> None:
         time.sleep(delay)
     faults = data_dir() / "_faults"
     if name and faults.is_dir():
+        for marker in faults.glob("delay-*"):
+            if name.startswith(marker.name.removeprefix("delay-")):
+                time.sleep(float(marker.read_text() or 0))
         for marker in faults.glob("refuse-*"):
             if name.startswith(marker.name.removeprefix("refuse-")):
                 raise InjectedFault(f"quota exceeded: localcloud refuses {name} (injected permanent failure)")
