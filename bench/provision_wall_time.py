@@ -1,10 +1,13 @@
-"""Wall time of one `local` provision (2 instances): Terraform init + apply by hand with
+"""Wall time of a `local` provision (2 instances): Terraform init + apply by hand with
 the same binary, the `provision` flow called in-process, and a request through the
-gateway of a running stack (accept -> completed). Prints the three side by side."""
+gateway of a running stack (accept -> completed, the warm start). Each
+``BENCH_PROVISION_N`` times (default 10, after one warm-up), printed side by side (p50)."""
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -16,6 +19,9 @@ import httpx
 from bench.common import stack, table
 
 REQUEST = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "bench", "count": 2}
+
+
+N = int(os.environ.get("BENCH_PROVISION_N", "10"))
 
 
 def by_hand(root: Path) -> float:
@@ -49,38 +55,42 @@ def by_hand(root: Path) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        hand = by_hand(root / "hand")
+        hand = [by_hand(root / f"hand{i}") for i in range(N + 1)][1:]
         with stack(root / "stack") as running:
             from flows.contract import FlowParameters
             from flows.provision import provision
 
-            started = time.perf_counter()
-            params = FlowParameters(
-                run_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()), target="local", inputs=REQUEST
-            )
-            state = provision(params=params, return_state=True)
-            in_flow = time.perf_counter() - started
-            assert state.is_completed(), state.message
+            in_flow: list[float] = []
+            for _ in range(N + 1):
+                started = time.perf_counter()
+                params = FlowParameters(
+                    run_id=str(uuid.uuid4()), client_id=str(uuid.uuid4()), target="local", inputs=REQUEST
+                )
+                state = provision(params=params, return_state=True)
+                in_flow.append(time.perf_counter() - started)
+                assert state.is_completed(), state.message
 
             cfg = running.config
             gateway = httpx.Client(base_url=cfg.gateway_url, headers={"X-API-Key": cfg.api_key or ""})
-            started = time.perf_counter()
-            request_id = gateway.post("/provision", json=REQUEST).json()["request_id"]
-            while gateway.get(f"/status/{request_id}").json()["status"] == "in_progress":
-                time.sleep(0.1)
-            through_gateway = time.perf_counter() - started
-            assert gateway.get(f"/status/{request_id}").json()["status"] == "completed"
+            through_gateway: list[float] = []
+            for _ in range(N + 1):
+                started = time.perf_counter()
+                request_id = gateway.post("/provision", json=REQUEST).json()["request_id"]
+                while gateway.get(f"/status/{request_id}").json()["status"] == "in_progress":
+                    time.sleep(0.1)
+                through_gateway.append(time.perf_counter() - started)
+                assert gateway.get(f"/status/{request_id}").json()["status"] == "completed"
+    base = statistics.median(hand)
     rows = [
-        ("terraform init + apply by hand (baseline)", f"{hand:.2f}", "1.00"),
-        ("provision flow, in-process", f"{in_flow:.2f}", f"{in_flow / hand:.2f}"),
-        (
-            "POST /provision -> completed (tuned stack)",
-            f"{through_gateway:.2f}",
-            f"{through_gateway / hand:.2f}",
-        ),
+        (label, str(len(values)), f"{(p50 := statistics.median(values)):.2f}", f"{p50 / base:.2f}")
+        for label, values in (
+            ("terraform init + apply by hand (baseline)", hand),
+            ("provision flow, in-process", in_flow[1:]),
+            ("POST /provision -> completed (stack, warm start)", through_gateway[1:]),
+        )
     ]
-    print(table("one local provision, 2 instances", rows, ("path", "seconds", "x baseline")))
-    print(json.dumps({"by_hand": hand, "flow": in_flow, "gateway": through_gateway}))
+    print(table("one local provision, 2 instances (p50)", rows, ("path", "n", "seconds", "x baseline")))
+    print(json.dumps({"by_hand": hand, "flow": in_flow[1:], "gateway": through_gateway[1:]}))
 
 
 if __name__ == "__main__":

@@ -142,7 +142,9 @@ class Stack:
                 env,
                 logs,
             )
-            print(f"starting Prefect server (SQLite in {cfg.data_dir / 'prefect'}) ...", flush=True)
+            sqlite = env["PREFECT_API_DATABASE_CONNECTION_URL"].startswith("sqlite")
+            where = f"SQLite in {cfg.data_dir / 'prefect'}" if sqlite else "its database"
+            print(f"starting Prefect server ({where}) ...", flush=True)
             _wait_http(f"{self.prefect_api_url}/health", 180, "the Prefect server", server)
 
         from deployments.apply import crash_orphaned_runs, set_up_prefect
