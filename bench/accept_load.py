@@ -34,10 +34,17 @@ class Connections:
         self.opened = 0
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else None
-        if conn is None:
-            conn = await asyncio.open_connection("127.0.0.1", self.port)
-            self.opened += 1
+        if self.idle:
+            try:  # the server may have closed an idle one (uvicorn's keep-alive is 5 s)
+                return await self._exchange(self.idle.pop(), raw)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+        self.opened += 1
+        return await self._exchange(await asyncio.open_connection("127.0.0.1", self.port), raw)
+
+    async def _exchange(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], raw: bytes
+    ) -> tuple[int, bytes]:
         reader, writer = conn
         writer.write(raw)
         head = await reader.readuntil(b"\r\n\r\n")
@@ -83,11 +90,16 @@ async def load(port: int, gateway_pid: int) -> tuple[dict[str, list[float]], dic
     async def one(kind: str, due: float) -> None:
         nonlocal failures
         if kind == "POST /provision":
-            status, body = await pool.request(post)
+            raw = post
         elif kind == "GET /status/{id}" and accepted:
-            status, body = await pool.request(http("GET", f"/status/{accepted[-1].decode()}"))
+            raw = http("GET", f"/status/{accepted[-1].decode()}")
         else:
-            status, body = await pool.request(root)
+            raw = root
+        try:
+            status, body = await pool.request(raw)
+        except (OSError, asyncio.IncompleteReadError):
+            failures += 1
+            return
         if status >= 300:
             failures += 1
             return
