@@ -24,6 +24,7 @@ from api.callbacks import CallbackSender
 from api.prefect_gateway import FlowRunView, PrefectGateway
 from api.registry.models import Run, RunStatus
 from api.service import ClientService
+from api.sweeps import SweepService
 from flows.contract import Operation
 from flows.locks import client_limit_name
 from flows.logs import bound
@@ -43,8 +44,10 @@ class Dispatcher:
         late_after: float = 600.0,
         pending_after: float = 300.0,
         callbacks: CallbackSender | None = None,
+        sweeps: SweepService | None = None,
     ) -> None:
         self.service = service
+        self.sweeps = sweeps or SweepService(service)
         self.prefect = prefect
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
@@ -99,6 +102,7 @@ class Dispatcher:
         while True:
             try:
                 await self.dispatch_pending()
+                await self.dispatch_sweeps()
                 await self.sync_in_progress()
                 await self.callbacks.deliver_due()
                 if time.monotonic() >= self._next_sweep_sync:
@@ -138,6 +142,32 @@ class Dispatcher:
             self.service.mark_dispatched(run.id, flow_run_id)
             created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
             self.on_dispatched((datetime.now(UTC) - created).total_seconds())
+            dispatched += 1
+        return dispatched
+
+    async def dispatch_sweeps(self) -> int:
+        """Accepted sweeps to Prefect, each once (the sweep id is the idempotency key)."""
+        dispatched = 0
+        deployment = workflow(Operation.reconcile).deployment_name
+        for sweep in self.sweeps.pending():
+            targets = self.sweeps.targets(sweep)
+            if not targets:
+                self.sweeps.failed(sweep.id, "no client left to check by the time Prefect could take it")
+                continue
+            try:
+                flow_run_id = await self.prefect.start_sweep(deployment, targets, key=sweep.id)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if self.sweeps.overdue(sweep, self.late_after):
+                    self.sweeps.failed(
+                        sweep.id,
+                        f"Prefect did not take the sweep within {self.late_after:.0f}s ({reason}); ask again",
+                    )
+                    continue
+                log.warning("Prefect did not take sweep %s yet: %s", sweep.id, reason)
+                break
+            log.info("sweep %s of %d clients dispatched as flow run %s", sweep.id, len(targets), flow_run_id)
+            self.sweeps.dispatched(sweep.id, flow_run_id)
             dispatched += 1
         return dispatched
 

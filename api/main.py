@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 from api.callbacks import CallbackSender
 from api.dispatcher import Dispatcher
 from api.keys import KeyService, RateLimiter
+from api.limits import BodySizeLimit, excerpt
 from api.metrics import Metrics, RequestCounter
 from api.prefect_gateway import PrefectGateway
 from api.registry.backup import backup_from_settings
@@ -25,6 +26,7 @@ from api.responses import AIRFLOW_ROUTES
 from api.routes import clients, hospitals, keys, meta, provision, reconcile
 from api.service import ClientService, Conflict, InvalidInput, NotFound
 from api.settings import get_gateway_settings
+from api.sweeps import SweepService
 from flows.logs import configure as configure_logging
 from flows.settings import get_settings
 
@@ -39,6 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry.migrate()
     prefect = PrefectGateway()
     service = ClientService(registry)
+    sweeps = SweepService(service)
     dispatcher = Dispatcher(
         service,
         prefect,
@@ -49,10 +52,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         callbacks=CallbackSender(
             registry, settings.callback_secret.get_secret_value() if settings.callback_secret else None
         ),
+        sweeps=sweeps,
     )
     service.wake = dispatcher.wake
     app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
-    app.state.dispatcher = dispatcher
+    app.state.dispatcher, app.state.sweeps = dispatcher, sweeps
     app.state.keys = KeyService(registry)
     app.state.metrics.attach(registry)
     dispatcher.on_dispatched = app.state.metrics.dispatch_latency.observe
@@ -82,7 +86,7 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         status = 400 if _airflow_route(request.url.path) else 422
-        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=status)
+        return JSONResponse({"detail": jsonable_encoder(excerpt(list(exc.errors())))}, status_code=status)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -90,7 +94,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse({"detail": exc.errors}, status_code=422)
+        return JSONResponse({"detail": jsonable_encoder(excerpt(exc.errors))}, status_code=422)
 
     @app.exception_handler(Conflict)
     @app.exception_handler(InvalidTransition)
@@ -107,6 +111,7 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router)
     app.state.metrics = Metrics()
+    app.add_middleware(BodySizeLimit, limit=get_gateway_settings().max_body_bytes)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentFlowRunCreate, GlobalConcurrencyLimitUpdate
@@ -34,7 +34,7 @@ from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 
-from flows import prefect_calls
+from flows import prefect_adapter
 from flows.contract import (
     SWEEP_KEY,
     Operation,
@@ -164,14 +164,14 @@ class PrefectGateway:
             # the idempotency key makes a second create return the first flow run).
             path = f"/deployments/{deployment_id}/create_flow_run"
             body = create.model_dump(mode="json", exclude_unset=True)
-            response = await prefect_calls.asend(client, "POST", path, body)
+            response = await prefect_adapter.asend(client, "POST", path, body)
             response.raise_for_status()
         return str(FlowRun.model_validate(response.json()).id)
 
-    async def start_sweep(self, deployment: str, targets: list[SweepTarget]) -> str:
+    async def start_sweep(self, deployment: str, targets: list[SweepTarget], *, key: str) -> str:
         clients = [t.model_dump(mode="json") for t in targets]
         return await self.create_flow_run(
-            deployment, {"clients": clients}, idempotency_key=str(uuid4()), tags=["sweep"]
+            deployment, {"clients": clients}, idempotency_key=key, tags=["sweep", f"sweep:{key}"]
         )
 
     async def read_finished_sweeps(self, deployment: str, limit: int = 20) -> list[tuple[str, SweepResult]]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
-from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope
+from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope, Sweep
 from flows.clouds.instances import InstanceOutput
 from flows.contract import Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
@@ -135,9 +135,26 @@ class DriftReport(DriftView):
     history: list[DriftCheckView]
 
 
-class SweepAccepted(BaseModel):
-    run_id: str = Field(description="The sweep's Prefect flow run.")
-    clients: int = Field(description="How many clients it plans.")
+class SweepView(BaseModel):
+    sweep_id: str
+    status: str = Field(description="accepted, dispatched (to Prefect) or failed (never started).")
+    clients: int = Field(description="How many clients matched when it was asked.")
+    flow_run_id: str | None = Field(description="The reconcile flow run, once dispatched.")
+    message: str
+    created_at: datetime
+    dispatched_at: datetime | None
+
+    @classmethod
+    def of(cls, sweep: Sweep) -> SweepView:
+        return cls(
+            sweep_id=sweep.id,
+            status=sweep.status,
+            clients=sweep.clients,
+            flow_run_id=sweep.flow_run_id,
+            message=sweep.message,
+            created_at=_aware(sweep.created_at),
+            dispatched_at=_aware(sweep.dispatched_at) if sweep.dispatched_at else None,
+        )
 
 
 class FleetPage(BaseModel):

@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
     rate_limit_per_second: float = Field(
         50, ge=0, description="Requests per second each API key may make, sustained; 0: no limit."
     )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body the gateway reads; larger: 413."
+    )
     rate_limit_burst: int = Field(200, ge=1, description="Requests each API key may make at once.")
     callback_secret: SecretStr | None = Field(
         None, description="Key of the HMAC-SHA256 signature on calls to clients' callback URLs."

@@ -19,7 +19,15 @@ from types import FrameType
 
 import httpx
 
-from deployments.processes import Child, PortTaken, ensure_free, with_project_python
+from deployments.processes import (
+    Child,
+    PidFile,
+    PortTaken,
+    StackRunning,
+    ensure_free,
+    stop_all,
+    with_project_python,
+)
 from deployments.warm.server import warm_env
 from flows.logs import prefect_logging_env
 from flows.settings import get_settings
@@ -39,6 +47,11 @@ TUNED_PREFECT_ENV = {
     # memory, so a restart left a dead run's slot taken for good).
     "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
 }
+
+
+STOP_GRACE = 5.0
+"""Seconds a child has to stop after it is asked, before it and its descendants are killed."""
+SERVER_STOP_GRACE = 3.0
 
 
 @dataclass
@@ -87,6 +100,7 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.children: list[Child] = []
+        self.pid_file = PidFile(config.data_dir / "up.pid")
         self._stopping = False
 
     def _env(self) -> dict[str, str]:
@@ -115,10 +129,12 @@ class Stack:
 
     def start(self) -> None:
         cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in self.pid_file.end_left_behind():
+            print(f"ended {name} (pid {pid}), left running by an earlier tenantform up", flush=True)
         ensure_free(cfg.host, cfg.port, "the gateway")
         if cfg.prefect_api_url is None:
             ensure_free("127.0.0.1", cfg.prefect_port, "the Prefect server")
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
         (cfg.data_dir / "prefect").mkdir(exist_ok=True)
         cfg.api_key = cfg.api_key or load_or_create_api_key(cfg.data_dir)
         env = self._env()
@@ -190,10 +206,16 @@ class Stack:
             logs,
         )
         _wait_http(f"{cfg.gateway_url}/health", 60, "the gateway", gateway)
+        self.pid_file.write(self.children)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child:
-        child = Child(name, argv, env, logs / f"{name}.log")
+        # Prefect's worker ignores a first SIGTERM and keeps polling: SIGINT stops it.
+        first = signal.SIGINT if name == "worker" else signal.SIGTERM
+        # The warm process's runs outlive its restart or crash (deployments/warm/).
+        linger = name == "warm"
+        child = Child(name, argv, env, logs / f"{name}.log", first=first, grace=STOP_GRACE, linger=linger)
         self.children.append(child)
+        self.pid_file.write(self.children)
         return child
 
     def banner(self) -> str:
@@ -224,11 +246,13 @@ class Stack:
         if self._stopping:
             return
         self._stopping = True
-        for child in reversed(self.children):
-            # Workers ignore a first SIGTERM and keep polling: SIGINT stops them.
-            first = signal.SIGINT if child.name == "worker" else signal.SIGTERM
-            child.stop(first=first)
+        # The gateway, worker and runs first, while the Prefect server can still hear how
+        # their runs ended; then the server. Both phases fit in docker's 10 s grace.
+        server = [c for c in self.children if c.name == "prefect-server"]
+        stop_all([c for c in self.children if c not in server], budget=STOP_GRACE + 1)
+        stop_all(server, budget=SERVER_STOP_GRACE)
         self.children.clear()
+        self.pid_file.remove()
 
     def wait(self) -> int:
         """Block until a signal or until a child dies; returns the exit code."""
@@ -239,7 +263,11 @@ class Stack:
 
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
+        refresh = time.monotonic() + 5
         while not stop["signal"]:
+            if time.monotonic() > refresh:  # flow runs come and go: keep their pids on file
+                refresh = time.monotonic() + 5
+                self.pid_file.write(self.children)
             # Without the warm process runs still start (the launcher falls back): not fatal.
             dead = [c for c in self.children if not c.running and c.name != "warm"]
             if dead:
@@ -249,11 +277,25 @@ class Stack:
         return 0
 
 
+class Stopped(Exception):
+    """A SIGTERM or SIGINT while the stack was starting."""
+
+
+def _stop_starting(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def run_up(config: StackConfig) -> int:
     stack = Stack(config)
+    signal.signal(signal.SIGTERM, _stop_starting)
+    signal.signal(signal.SIGINT, _stop_starting)
     try:
         stack.start()
-    except PortTaken as exc:
+    except Stopped as exc:
+        print(f"tenantform up: stopped by {exc} while starting", file=sys.stderr)
+        stack.stop()
+        return 0
+    except (PortTaken, StackRunning) as exc:
         print(f"tenantform up: {exc}", file=sys.stderr)
         stack.stop()
         return 2

@@ -16,8 +16,8 @@ from types import FrameType
 
 import httpx
 
-from deployments.processes import Child, with_project_python
-from deployments.stack import TUNED_PREFECT_ENV
+from deployments.processes import Child, stop_all, with_project_python
+from deployments.stack import STOP_GRACE, TUNED_PREFECT_ENV
 from deployments.warm.server import warm_env
 from flows.logs import prefect_logging_env
 from flows.settings import Settings, get_settings
@@ -108,17 +108,15 @@ def run_worker(config: WorkerConfig) -> int:
     pool = config.pool or work_pool_name()
     argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
     argv += ["--type", "process", "--limit", str(config.limit)]
-    warm = (
-        Child(
-            "warm",
-            [sys.executable, "-m", "deployments.warm.server"],
-            warm_env(env),
-            root / "logs" / "warm.log",
-        )
-        if config.warm
-        else None
-    )
-    child = Child("worker", argv, with_project_python(env), config.log or root / "logs" / "worker.log")
+    children = []
+    if config.warm:
+        warm_argv = [sys.executable, "-m", "deployments.warm.server"]
+        warm_log = root / "logs" / "warm.log"
+        children.append(Child("warm", warm_argv, warm_env(env), warm_log, grace=STOP_GRACE, linger=True))
+    # Prefect's worker stops on SIGINT (it ignores a first SIGTERM); its runs are told first.
+    log = config.log or root / "logs" / "worker.log"
+    child = Child("worker", argv, with_project_python(env), log, first=signal.SIGINT, grace=STOP_GRACE)
+    children.append(child)
     print(f"worker polling pool {pool!r} (limit {config.limit}); log: {child.log_path}", flush=True)
     stop = {"signal": 0}
 
@@ -130,8 +128,6 @@ def run_worker(config: WorkerConfig) -> int:
     while not stop["signal"] and child.running:
         time.sleep(0.3)
     code = 0 if stop["signal"] else (child.proc.returncode or 1)
-    child.stop(first=signal.SIGINT)  # Prefect's worker stops on SIGINT; its runs are told first
-    if warm is not None:
-        warm.stop()
+    stop_all(children, budget=STOP_GRACE + 2)
     print("worker stopped.", flush=True)
     return code

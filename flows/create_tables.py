@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 
 from flows.contract import FlowParameters, Operation, RunResult, publish
 from flows.jobs import Job
-from flows.locks import client_lock
+from flows.locks import client_lock, lock_options
 from flows.provision import run_name
 from flows.schema import apply_schema
 from flows.settings import get_settings
@@ -48,7 +48,7 @@ def create_tables(params: FlowParameters) -> dict[str, Any]:
     client_id, target = params.client_id, params.target
     job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
     retry = retrying(settings)
-    with client_lock(client_id, settings.fleet_concurrency) as job.previous_holder:
+    with client_lock(client_id, **lock_options(settings)) as job.previous_holder:
         prepare_vars.with_options(**retry)(job)
         terraform_init.with_options(**retry)(job)
         reference = secret_reference.with_options(**retry)(job)

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from flows.clouds.base import StackContext
 from flows.settings import Settings
 from flows.targets import Target, get_target
@@ -14,6 +16,10 @@ from flows.terraform.binary import find_binary
 from flows.terraform.redact import Redactor, sensitive_values
 from flows.terraform.runner import LogFn, ProgressFn, Terraform
 from flows.terraform.workspace import Workspace
+
+
+class JobNotReady(ValueError):
+    """A run that cannot start from its inputs or settings; the reason says which to fix."""
 
 
 @dataclass
@@ -34,9 +40,20 @@ class Job:
     def create(
         cls, settings: Settings, client_id: str, target: str, inputs: dict[str, Any], *, run_id: str = ""
     ) -> Job:
-        entry = get_target(target)
-        parsed = entry.parse_inputs(inputs)
-        backend = entry.backend(settings, client_id)
+        try:
+            entry = get_target(target)
+            parsed = entry.parse_inputs(inputs)
+            backend = entry.backend(settings, client_id)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise JobNotReady(
+                f"the inputs of client {client_id} do not validate as a {target} stack ({fields}); "
+                "change them with PATCH /api/clients/{id}"
+            ) from None
+        except Exception as exc:
+            raise JobNotReady(
+                f"could not prepare the run of client {client_id} ({target}): {type(exc).__name__}: {exc}"
+            ) from exc
         redactor = Redactor([*parsed.sensitive_values(), *backend.secrets])
         return cls(
             client_id=client_id,

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -21,15 +22,20 @@ from prefect.client.schemas.actions import (
     VariableUpdate,
 )
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency._events import emit_concurrency_acquisition_events, emit_concurrency_release_events
-from prefect.concurrency._leases import maintain_concurrency_lease
-from prefect.concurrency._sync import release_concurrency_slots_with_lease
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from flows import prefect_calls
+from flows import prefect_adapter
+from flows.prefect_adapter import (
+    ConcurrencySlotAcquisitionError,
+    emit_concurrency_acquisition_events,
+    emit_concurrency_release_events,
+    maintain_concurrency_lease,
+    release_concurrency_slots_with_lease,
+    transient,
+)
+from flows.settings import Settings
 
 FLEET_LIMIT = "tenantform-fleet"
 
@@ -116,7 +122,7 @@ def _acquire(name: str, limit: int) -> ConcurrencyLimitWithLeaseResponse | None:
     body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
     with get_client(sync_client=True) as client:
         while True:
-            response = prefect_calls.send(client, "POST", INCREMENT, body)
+            response = prefect_adapter.send(client, "POST", INCREMENT, body)
             if response.status_code == 423:  # full: wait as long as Prefect asks
                 time.sleep(float(response.headers.get("Retry-After", "1")))
             elif response.status_code != 200:
@@ -135,7 +141,7 @@ def _slot(name: str, limit: int) -> Iterator[None]:
     """A slot of ``name``, strictly, in one call: the gateway creates a client's limit
     before its first flow run and ``up``/``deploy`` the fleet's. Held as Prefect's
     ``concurrency()`` holds it (a renewed lease, released at the end), but taken with
-    short pauses on 503 (``flows.prefect_calls``) instead of Prefect's 2 s. One call for
+    short pauses on 503 (``flows.prefect_adapter``) instead of Prefect's 2 s. One call for
     both names is not safe: ``concurrency([...], strict=True)`` only fails when *none* of
     the limits exist, so a missing client limit would silently take the fleet slot alone."""
     granted = _acquire(name, limit)
@@ -156,11 +162,44 @@ def _slot(name: str, limit: int) -> Iterator[None]:
         emit_concurrency_release_events(granted.limits, 1, events)
 
 
+def lock_options(settings: Settings) -> dict[str, Any]:
+    """``client_lock``'s fleet cap and retries, from the run's settings."""
+    return {
+        "fleet_size": settings.fleet_concurrency,
+        "retries": settings.task_retries,
+        "retry_delay": settings.task_retry_delay_seconds,
+    }
+
+
+class LockUnavailable(RuntimeError):
+    """The run could not take its client's lock; it changed nothing."""
+
+
 @contextmanager
-def client_lock(client_id: str, fleet_size: int) -> Iterator[str | None]:
+def client_lock(
+    client_id: str, fleet_size: int, *, retries: int = 0, retry_delay: float = 0.0
+) -> Iterator[str | None]:
     """Hold the client's own slot, then one fleet slot, for the whole run; gives the flow
-    run that held the client's state before this one."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_slot(client_limit_name(client_id), 1))
-        stack.enter_context(_slot(FLEET_LIMIT, fleet_size))
-        yield take_holder(client_id)
+    run that held the client's state before this one. Taking them is outside any task, so
+    a transient Prefect failure is retried here as a task would retry it."""
+    for attempt in range(retries + 1):
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(_slot(client_limit_name(client_id), 1))
+            stack.enter_context(_slot(FLEET_LIMIT, fleet_size))
+            previous = take_holder(client_id)
+            break
+        except Exception as exc:
+            stack.close()
+            what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if not transient(exc):
+                raise LockUnavailable(f"could not take client {client_id}'s lock: {what}") from exc
+            if attempt == retries:
+                raise LockUnavailable(
+                    f"Prefect did not answer while this run took client {client_id}'s lock "
+                    f"({what}; {retries + 1} tries, {retry_delay:g} s apart). Nothing was changed: "
+                    f"retry the run when Prefect answers (POST /api/clients/{client_id}/retry)"
+                ) from exc
+            time.sleep(retry_delay)
+    with stack:
+        yield previous

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from flows.contract import FlowParameters, Operation, ResourceChange, RunResult, publish, publish_plan
 from flows.jobs import Job
-from flows.locks import client_lock
+from flows.locks import client_lock, lock_options
 from flows.settings import get_settings
 from flows.tasks import (
     preflight,
@@ -54,7 +54,7 @@ def _run(operation: Operation, params: FlowParameters) -> RunResult:
     if operation is Operation.provision and params.approval_required:
         _plan_approve_apply(job, result)
     else:
-        with client_lock(client_id, settings.fleet_concurrency) as job.previous_holder:
+        with client_lock(client_id, **lock_options(settings)) as job.previous_holder:
             _prepare(job, check=operation is not Operation.destroy)
             _act(job, result)
     get_run_logger().info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)
@@ -114,7 +114,7 @@ def _plan_approve_apply(job: Job, result: RunResult) -> None:
     if not plan_file.exists():
         if flow_run.run_count > 1:
             raise RuntimeError("the saved plan of this run is not on this worker; plan again (retry)")
-        with client_lock(job.client_id, settings.fleet_concurrency) as job.previous_holder:
+        with client_lock(job.client_id, **lock_options(settings)) as job.previous_holder:
             _prepare(job, check=True)
             _plan_into(result, terraform_plan.with_options(**retry)(job, out=plan_file))
         if not result.has_changes:
@@ -128,7 +128,7 @@ def _plan_approve_apply(job: Job, result: RunResult) -> None:
     try:
         if not decision.approve:
             raise RuntimeError("plan rejected")
-        with client_lock(job.client_id, settings.fleet_concurrency) as job.previous_holder:
+        with client_lock(job.client_id, **lock_options(settings)) as job.previous_holder:
             applied = terraform_apply_plan.with_options(**retry)(job, plan_file)
             result.change_summary, result.changes = applied.change_summary, _changes(applied)
             result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)

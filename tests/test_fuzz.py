@@ -18,7 +18,7 @@ from pathlib import Path
 from tests.support import free_port, http_ok, start_gateway, stop_process, wait_until
 
 KEY = "fuzz-key-0123456789"
-NEEDS_PREFECT = r"^/health$|/reconcile$|/approve$|/events$"
+NEEDS_PREFECT = r"^/health$|/approve$|/events$"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 MAX_EXAMPLES = os.environ.get("FUZZ_MAX_EXAMPLES", "15")
 

@@ -1,5 +1,7 @@
-"""``tenantform up`` as a user runs it: a subprocess on free ports, one request over real
-HTTP, SIGTERM, nothing left behind; then a second ``up`` on the same data dir."""
+"""``tenantform up`` and ``tenantform worker`` as a user runs them: subprocesses on free
+ports, a request over real HTTP; SIGKILL and SIGTERM each leave nothing behind within
+docker's 10 s grace, and the next ``up`` on the same ports and data dir starts (ending, by
+its pid file, whatever an earlier one left running)."""
 
 from __future__ import annotations
 
@@ -54,11 +56,19 @@ def _wait_up(proc: subprocess.Popen[bytes], log: Path) -> str:
     return text
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> list[int]:
+GRACE = 10
+"""Docker's, systemd's and Kubernetes' default wait between SIGTERM and SIGKILL."""
+
+
+def _stop(proc: subprocess.Popen[bytes], signum: signal.Signals = signal.SIGTERM) -> list[int]:
+    """Signal the launcher; what of its family is still there after GRACE seconds."""
     family = descendants(proc.pid)
     assert family, "up started no children"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=90) == 0
+    proc.send_signal(signum)
+    code = proc.wait(timeout=GRACE)
+    assert code == (0 if signum == signal.SIGTERM else -signum)
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: not any(alive(p) for p in family), GRACE, "the family to go")
     return [pid for pid in family if alive(pid)]
 
 
@@ -82,9 +92,9 @@ def test_up_serves_a_request_stops_cleanly_and_remembers(tmp_path: Path) -> None
         )
         assert gateway.get(f"/status/{request_id}").json()["status"] == "completed"
     finally:
-        left = _stop(proc) if proc.poll() is None else []
-    assert left == [], f"processes left behind: {left}"
-    assert "stopped." in log.read_text()
+        # The OOM killer, a closed terminal: the launcher gets no chance to stop anything.
+        left = _stop(proc, signal.SIGKILL) if proc.poll() is None else []
+    assert left == [], f"processes left behind by a SIGKILLed up: {left}"
 
     proc = _up(data_dir, port, prefect_port, log)
     try:
@@ -97,7 +107,9 @@ def test_up_serves_a_request_stops_cleanly_and_remembers(tmp_path: Path) -> None
         assert run["tasks"], "the second up reads the first up's Prefect runs"
     finally:
         left = _stop(proc) if proc.poll() is None else []
-    assert left == []
+    assert left == [], f"processes left behind by a SIGTERMed up: {left}"
+    assert "stopped." in log.read_text()
+    assert not (data_dir / "up.pid").exists()
 
 
 def test_up_says_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
@@ -129,14 +141,28 @@ def test_up_says_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
 ENDED = ("completed", "failed", "cancelled")
 
 
-def _power_cut(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the launcher and everything under it at once: nothing gets to clean up."""
-    family = [proc.pid, *descendants(proc.pid)]
-    for pid in family:
+def _strand(proc: subprocess.Popen[bytes]) -> list[int]:
+    """SIGKILL the launcher and its watchdogs at once, leaving the Prefect server, worker,
+    warm process and gateway running with nobody to end them; their pids."""
+    watchdogs = _children_of(proc.pid)
+    stranded = [p for w in watchdogs for p in descendants(w)]
+    for pid in (proc.pid, *watchdogs):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    wait_until(lambda: not any(alive(p) for p in family), 30, "the killed stack to be gone")
+    assert stranded and any(alive(p) for p in stranded)
+    return stranded
+
+
+def _children_of(pid: int) -> list[int]:
+    return [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _ppid(stat) == pid]
+
+
+def _ppid(stat: Path) -> int:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 def test_the_whole_stack_killed_mid_apply_heals_on_the_next_up(tmp_path: Path) -> None:
@@ -158,12 +184,14 @@ def test_the_whole_stack_killed_mid_apply_heals_on_the_next_up(tmp_path: Path) -
 
         wait_until(applying, 180, "terraform-apply to start")
     finally:
-        _power_cut(proc)
+        stranded = _strand(proc)
 
     log = tmp_path / "up-again.log"
     proc = _up(data_dir, port, prefect_port, log)
     try:
-        _wait_up(proc, log)
+        text = _wait_up(proc, log)
+        assert not any(alive(p) for p in stranded), "the next up ends what the last one left"
+        assert "left running by an earlier tenantform up" in text, text
         gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=10)
         wait_until(
             lambda: gateway.get(f"/api/runs/{run_id}").json()["status"] in ("failed", "completed"),
@@ -196,3 +224,22 @@ def test_the_whole_stack_killed_mid_apply_heals_on_the_next_up(tmp_path: Path) -
     finally:
         left = _stop(proc) if proc.poll() is None else []
     assert left == []
+
+
+def test_worker_and_its_children_go_when_it_is_killed(prefect_server: str, tmp_path: Path) -> None:
+    env = {**_env(), "PREFECT_API_URL": prefect_server, "TENANTFORM_DATA_DIR": str(tmp_path / "w")}
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen(
+        [TENANTFORM, "worker", "--limit", "1"],
+        env={**env, "PREFECT_SERVER_EPHEMERAL_ENABLED": "false"},
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: "worker polling" in log.read_text() or proc.poll() is not None, 120, "the worker")
+        assert proc.poll() is None, log.read_text()
+        wait_until(lambda: len(descendants(proc.pid)) >= 4, 60, "the worker's and warm's watchdogs")
+    finally:
+        left = _stop(proc, signal.SIGKILL) if proc.poll() is None else []
+    assert left == [], f"processes left behind by a SIGKILLed worker: {left}"

@@ -320,3 +320,43 @@ class Callback(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
     run: Mapped[Run] = relationship(back_populates="callbacks")
+
+
+class SweepStatus(enum.StrEnum):
+    accepted = "accepted"
+    """Written to the registry, not yet handed to Prefect."""
+    dispatched = "dispatched"
+    """A flow run of the reconcile deployment plans its clients; results land in drift."""
+    failed = "failed"
+    """Never started; ``message`` says why."""
+
+
+class Sweep(Base):
+    """A sweep asked through the API: accepted at once, handed to Prefect by the dispatcher
+    like every run (a scheduled sweep is Prefect's own and has no row here)."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.accepted)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    client_id: Mapped[str | None] = mapped_column(String(36))
+    clients: Mapped[int] = mapped_column(Integer)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None]
+
+    def dispatched(self, flow_run_id: str) -> None:
+        self._leave_accepted()
+        self.status, self.flow_run_id, self.dispatched_at = SweepStatus.dispatched, flow_run_id, utcnow()
+        self.message = "handed to Prefect; each client's check lands in its drift history"
+
+    def failed(self, reason: str) -> None:
+        self._leave_accepted()
+        self.status, self.message = SweepStatus.failed, reason
+
+    def _leave_accepted(self) -> None:
+        if self.status != SweepStatus.accepted:
+            raise InvalidTransition(f"sweep {self.id} is {self.status}, no longer accepted")

@@ -7,15 +7,12 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, HTTPException, Query
-from pydantic import ConfigDict
 
 from api.auth import ApiKey
-from api.deps import Prefect, Service
+from api.deps import Service, Sweeps
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE
-from api.schemas import DriftCheckView, DriftReport, DriftView, FleetPage, SweepAccepted
+from api.schemas import DriftCheckView, DriftReport, DriftView, FleetPage, SweepView
 from api.service import ClientFilter
-from flows.contract import Operation, SweepTarget
-from flows.workflows import workflow
 
 router = APIRouter(
     prefix="/api",
@@ -25,39 +22,32 @@ router = APIRouter(
 )
 
 
-class SweepFilter(ClientFilter):
-    model_config = ConfigDict(extra="forbid")
-
-
-async def _sweep(prefect: Prefect, targets: list[SweepTarget]) -> SweepAccepted:
-    try:
-        run_id = await prefect.start_sweep(workflow(Operation.reconcile).deployment_name, targets)
-    except Exception as exc:
-        raise HTTPException(503, f"Prefect did not take the sweep: {type(exc).__name__}: {exc}") from None
-    return SweepAccepted(run_id=run_id, clients=len(targets))
-
-
-@router.post("/reconcile", status_code=202, response_model=SweepAccepted)
-async def reconcile_fleet(
-    service: Service,
-    prefect: Prefect,
+@router.post("/reconcile", status_code=202, response_model=SweepView)
+def reconcile_fleet(
+    sweeps: Sweeps,
     filters: Annotated[
         ClientFilter | None, Body(description="Narrow the sweep; none: every ready client.")
     ] = None,
-) -> SweepAccepted:
-    """One sweep (one flow run) plans every matching ready client."""
-    targets, _ = service.sweep_targets(filters or ClientFilter())
-    return await _sweep(prefect, targets)
+) -> SweepView:
+    """One sweep (one flow run) plans every matching ready client. Answered at once: the
+    dispatcher hands it to Prefect (``GET /api/sweeps/{sweep_id}`` follows it)."""
+    return SweepView.of(sweeps.accept(filters or ClientFilter()))
 
 
-@router.post("/clients/{client_uuid}/reconcile", status_code=202, response_model=SweepAccepted)
-async def reconcile_client(client_uuid: UUID, service: Service, prefect: Prefect) -> SweepAccepted:
+@router.post("/clients/{client_uuid}/reconcile", status_code=202, response_model=SweepView)
+def reconcile_client(client_uuid: UUID, service: Service, sweeps: Sweeps) -> SweepView:
     """A sweep of this one client; 409 unless it is ready (or busy with a run)."""
     client, _ = service.get_client(str(client_uuid))
-    targets, _ = service.sweep_targets(ClientFilter(), client_id=client.id)
-    if not targets:
+    _, matching = service.sweep_targets(ClientFilter(), client_id=client.id, limit=0)
+    if not matching:
         raise HTTPException(409, f"client {client.id} is {client.status}: there is no settled state to check")
-    return await _sweep(prefect, targets)
+    return SweepView.of(sweeps.accept(ClientFilter(), client_id=client.id))
+
+
+@router.get("/sweeps/{sweep_id}", response_model=SweepView)
+def sweep_status(sweep_id: UUID, sweeps: Sweeps) -> SweepView:
+    """A sweep asked through the API: accepted, dispatched (with its flow run) or failed."""
+    return SweepView.of(sweeps.get(str(sweep_id)))
 
 
 @router.get("/clients/{client_uuid}/drift", response_model=DriftReport)

@@ -33,8 +33,6 @@ PRELOAD = (
     "prefect.engine",
     "prefect.flow_engine",
     "prefect.task_engine",
-    "prefect._internal.metrics",
-    "prefect.runner._control_channel",
     "prefect.logging.handlers",
     "prefect.client.orchestration",
     "prefect.concurrency.sync",
@@ -53,6 +51,9 @@ PRELOAD = (
 )
 """What ``python -m prefect.engine`` imports to run our flows, imported once here (a run
 with TENANTFORM_WARM_TRACE_IMPORTS=FILE lists what it still had to import)."""
+PRELOAD_PRIVATE = ("prefect._internal.metrics", "prefect.runner._control_channel")
+"""Prefect's private modules the engine imports: preloaded when they exist, skipped when
+an upgrade moved them (a run then imports what it needs itself)."""
 
 ENV_KEEP = (
     "PATH",
@@ -84,6 +85,9 @@ def thread_count() -> int:
 def preload() -> None:
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in PRELOAD_PRIVATE:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     # What is imported now is shared by every fork: keep the collector off those pages.
     gc.collect()
     gc.freeze()
