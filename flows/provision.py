@@ -30,6 +30,19 @@ from flows.tasks import (
 from flows.terraform.events import CommandResult
 from flows.terraform.modules import module_version
 
+ACTIONS = frozenset({Operation.provision, Operation.destroy, Operation.plan})
+"""The operations these flows carry out; any other is refused before anything runs."""
+
+
+class UnsupportedOperation(ValueError):
+    """An operation these flows do not carry out: an error, never a plan."""
+
+
+def _require_action(operation: Operation) -> None:
+    if operation not in ACTIONS:
+        known = ", ".join(sorted(op.value for op in ACTIONS))
+        raise UnsupportedOperation(f"operation {operation.value!r} is not one of {known}")
+
 
 class Decision(BaseModel):
     """What POST /api/runs/{run_id}/approve hands a run suspended for approval."""
@@ -38,6 +51,7 @@ class Decision(BaseModel):
 
 
 def _run(operation: Operation, params: FlowParameters) -> RunResult:
+    _require_action(operation)
     settings = get_settings()
     client_id, target = params.client_id, params.target
     job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
@@ -87,8 +101,11 @@ def _act(job: Job, result: RunResult) -> None:
                 f"Destroy completed: {removed} destroyed; already gone outside Terraform "
                 f"(drift): {', '.join(destroyed.drift)}"
             )
-    else:
+    elif result.operation is Operation.plan:
         _plan_into(result, terraform_plan.with_options(**retry)(job))
+    else:
+        _require_action(result.operation)  # raises: an unknown operation is never run as a plan
+        raise UnsupportedOperation(f"operation {result.operation.value!r} has no action")
 
 
 def _plan_into(result: RunResult, planned: CommandResult) -> None:
