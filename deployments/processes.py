@@ -80,6 +80,26 @@ def _lifeline_fd() -> int:
     return _lifeline[0]
 
 
+WRAPPERS = frozenset({"uv", "make"})
+"""Parents that only wrap a launcher (``make up`` runs ``uv run tenantform up``): a
+launcher stops when one of them dies, as it would with its terminal. A launcher started
+from a shell (``nohup tenantform up &``) outlives the shell as asked."""
+
+
+def stop_with_wrapper() -> None:
+    """SIGTERM this process when its parent dies, if the parent is only a wrapper; called
+    by a launcher before it starts anything (Linux; elsewhere a no-op)."""
+    try:
+        parent = Path(f"/proc/{os.getppid()}/comm").read_text().strip()
+    except OSError:
+        return
+    if parent in WRAPPERS:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
 def starttime(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot): a pid and this name one process."""
     try:

@@ -26,6 +26,7 @@ from deployments.processes import (
     StackRunning,
     ensure_free,
     stop_all,
+    stop_with_wrapper,
     with_project_python,
 )
 from deployments.warm.server import warm_env
@@ -289,6 +290,7 @@ def run_up(config: StackConfig) -> int:
     stack = Stack(config)
     signal.signal(signal.SIGTERM, _stop_starting)
     signal.signal(signal.SIGINT, _stop_starting)
+    stop_with_wrapper()
     try:
         stack.start()
     except Stopped as exc:

@@ -16,7 +16,7 @@ from types import FrameType
 
 import httpx
 
-from deployments.processes import Child, stop_all, with_project_python
+from deployments.processes import Child, stop_all, stop_with_wrapper, with_project_python
 from deployments.stack import STOP_GRACE, TUNED_PREFECT_ENV
 from deployments.warm.server import warm_env
 from flows.logs import prefect_logging_env
@@ -125,6 +125,7 @@ def run_worker(config: WorkerConfig) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    stop_with_wrapper()
     while not stop["signal"] and child.running:
         time.sleep(0.3)
     code = 0 if stop["signal"] else (child.proc.returncode or 1)
