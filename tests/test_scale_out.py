@@ -1,8 +1,8 @@
-"""The README's "Outgrowing one machine" recipe, run as written (its bash block, on
-loopback): a Prefect server on PostgreSQL, `tenantform deploy`, two `tenantform worker`s
-with their own data dirs, the gateway alone on a PostgreSQL registry, state and localcloud
-in PostgreSQL. Both workers take work; one stops on a single SIGTERM; the other destroys
-everything, whoever built it, and nothing is left behind."""
+"""The scale-out recipe of docs/how-to/scale-out.md ("Outgrowing one machine"), run as
+written (its bash block, on loopback): a Prefect server on PostgreSQL, `tenantform deploy`,
+two `tenantform worker`s with their own data dirs, the gateway alone on a PostgreSQL
+registry, state and localcloud in PostgreSQL. Both workers take work; one stops on a single
+SIGTERM; the other destroys everything, whoever built it, and nothing is left behind."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 def recipe() -> str:
-    text = (PROJECT_ROOT / "README.md").read_text()
+    text = (PROJECT_ROOT / "docs" / "how-to" / "scale-out.md").read_text()
     block = re.search(r"<!-- recipe:start -->\n```bash\n(.*?)```\n<!-- recipe:end -->", text, re.S)
-    assert block, "the README has no recipe block"
+    assert block, "docs/how-to/scale-out.md has no recipe block"
     return block.group(1)
 
 
