@@ -25,7 +25,6 @@ from api.registry.models import InvalidTransition
 from api.responses import AIRFLOW_ROUTES
 from api.routes import clients, hospitals, keys, meta, provision, reconcile
 from api.service import ClientService, Conflict, InvalidInput, NotFound
-from api.settings import get_gateway_settings
 from api.sweeps import SweepService
 from flows.logs import configure as configure_logging
 from flows.settings import get_settings
@@ -33,7 +32,7 @@ from flows.settings import get_settings
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = get_gateway_settings()
+    settings = get_settings()
     backup = backup_from_settings(settings)
     if backup is not None:
         backup.restore_if_missing()
@@ -111,7 +110,7 @@ def create_app() -> FastAPI:
     ):
         app.include_router(router)
     app.state.metrics = Metrics()
-    app.add_middleware(BodySizeLimit, limit=get_gateway_settings().max_body_bytes)
+    app.add_middleware(BodySizeLimit, limit=get_settings().max_body_bytes)
     app.add_middleware(RequestCounter, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

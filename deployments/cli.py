@@ -13,12 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.settings import Settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 clients_app = typer.Typer(help="Clients in the registry.", no_args_is_help=True)
@@ -39,25 +42,29 @@ def up(
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
     prefect_port: Annotated[int, typer.Option(help="Prefect server port.")] = 4200,
     data_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            envvar="TENANTFORM_DATA_DIR", help="The data dir (default .tenantform/ in the current directory)."
+            help="The data dir (default TENANTFORM_DATA_DIR, else .tenantform/; relative: to the"
+            " current directory)."
         ),
-    ] = Path(".tenantform"),
+    ] = None,
     worker_limit: Annotated[int, typer.Option(help="Flow runs the worker runs at once.")] = 4,
 ) -> None:
     """Start Prefect, a worker and the gateway on this machine."""
     from deployments.stack import StackConfig, run_up
+    from flows.settings import get_settings
 
+    settings = get_settings()
     raise typer.Exit(
         run_up(
             StackConfig(
-                data_dir=data_dir.resolve(),
+                data_dir=(data_dir or settings.data_dir).resolve(),
                 host=host,
                 port=port,
                 prefect_port=prefect_port,
+                # Prefect's own setting, read as Prefect reads it: not one of ours.
                 prefect_api_url=os.environ.get("PREFECT_API_URL") or None,
-                api_key=os.environ.get("API_KEY") or None,
+                api_key=settings.api_key.get_secret_value() if settings.api_key else None,
                 worker_limit=worker_limit,
             )
         )
@@ -97,16 +104,22 @@ def warm(ctx: typer.Context) -> None:
 
 
 # Talking to a gateway ----------------------------------------------------------------------
+def _settings() -> Settings:
+    from flows.settings import get_settings  # here: the settings model costs --help 0.2 s
+
+    return get_settings()
+
+
 def _gateway() -> httpx.Client:
-    key = os.environ.get("API_KEY")
-    local = Path(os.environ.get("TENANTFORM_DATA_DIR", ".tenantform")) / "api-key"
+    settings = _settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    local = settings.data_dir / "api-key"  # as `up` takes it: relative to the current directory
     if not key and local.exists():
         key = local.read_text().strip()
     if not key:
         console.print("[red]set API_KEY (or run from the directory of `tenantform up`)[/red]")
         raise typer.Exit(2)
-    url = os.environ.get("TENANTFORM_URL", "http://127.0.0.1:8000")
-    return httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30)
+    return httpx.Client(base_url=settings.cli_gateway_url, headers={"X-API-Key": key}, timeout=30)
 
 
 def _call(method: str, path: str, **kwargs: Any) -> Any:
@@ -114,9 +127,7 @@ def _call(method: str, path: str, **kwargs: Any) -> Any:
         with _gateway() as gateway:
             answer = gateway.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        console.print(
-            f"[red]no gateway at {os.environ.get('TENANTFORM_URL', 'http://127.0.0.1:8000')}: {exc}[/red]"
-        )
+        console.print(f"[red]no gateway at {_settings().cli_gateway_url}: {exc}[/red]")
         raise typer.Exit(2) from None
     if answer.is_error:
         detail = (

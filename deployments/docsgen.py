@@ -26,8 +26,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
-from api.settings import GatewaySettings
-from deployments.notifications import NotificationSettings
 from flows.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +33,7 @@ if TYPE_CHECKING:
     from mkdocs.structure.files import Files
     from mkdocs.structure.pages import Page
 
-SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (Settings, GatewaySettings, NotificationSettings)
+SETTINGS_MODELS: tuple[type[BaseSettings], ...] = (Settings,)
 """Every settings model, in the order the settings page shows them: the one place to
 change when models are added, split or merged."""
 

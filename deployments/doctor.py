@@ -29,7 +29,7 @@ def _probe(check: str, run: Callable[[], object]) -> Finding:
 
 
 def _gateway() -> str:
-    url = os.environ.get("TENANTFORM_URL", "http://127.0.0.1:8000")
+    url = get_settings().cli_gateway_url
     try:
         answer = httpx.get(f"{url}/health", timeout=10)
     except httpx.HTTPError as exc:

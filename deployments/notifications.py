@@ -16,7 +16,6 @@ import contextlib
 import json
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Literal
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
@@ -29,56 +28,16 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_UI_URL
 from prefect.types import SecretDict
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
 
-from flows.settings import ENV_FILES
+from flows.settings import Settings
 
 FAILURE_AUTOMATION = "tenantform: notify when a run fails or crashes"
 EMAIL_BLOCK = "tenantform-failure-email"
 WEBHOOK_BLOCK = "tenantform-failure-webhook"
 
 
-class NotificationSettings(BaseSettings):
-    """Read by ``tenantform up`` / ``deploy`` when they set Prefect up; unset: no notifications."""
-
-    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
-
-    notify_webhook_url: SecretStr | None = Field(
-        None, description="POSTed a JSON message on every failed or crashed run (kept secret)."
-    )
-    notify_email_to: str | None = Field(
-        None, description="Comma-separated addresses emailed on every failed or crashed run."
-    )
-    smtp_host: str | None = Field(None, description="SMTP server the emails go through.")
-    smtp_port: int = Field(587, ge=1, le=65535, description="Its port.")
-    smtp_security: Literal["starttls", "ssl", "none"] = Field(
-        "starttls", description="STARTTLS on a plain connection, implicit TLS (465), or none."
-    )
-    smtp_username: str | None = Field(None, description="SMTP login; unset: no login.")
-    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
-    smtp_from: str | None = Field(None, description="The emails' From address.")
-
-    @property
-    def email_recipients(self) -> list[str]:
-        return [a.strip() for a in (self.notify_email_to or "").split(",") if a.strip()]
-
-    @model_validator(mode="after")
-    def _complete(self) -> NotificationSettings:
-        if not self.email_recipients:
-            return self
-        if bad := [a for a in self.email_recipients if "@" not in a]:
-            raise ValueError(f"NOTIFY_EMAIL_TO: not an email address: {', '.join(bad)}")
-        if not self.smtp_host:
-            raise ValueError("NOTIFY_EMAIL_TO is set but SMTP_HOST is not")
-        if not self.smtp_from or "@" not in self.smtp_from:
-            raise ValueError("NOTIFY_EMAIL_TO is set but SMTP_FROM (an email address) is not")
-        if self.smtp_password and not self.smtp_username:
-            raise ValueError("SMTP_PASSWORD is set but SMTP_USERNAME is not")
-        return self
-
-
-def smtp_url(settings: NotificationSettings) -> str:
+def smtp_url(settings: Settings) -> str:
     """The Apprise ``mailto`` URL: SMTP to ``SMTP_HOST:SMTP_PORT``, plain-text mail."""
     assert settings.smtp_host and settings.smtp_from
     login = ""
@@ -209,11 +168,13 @@ async def _delete_automation(name: str) -> None:
 
 
 async def ensure_failure_notifications(
-    deployment_ids: Iterable[str], settings: NotificationSettings | None = None
+    deployment_ids: Iterable[str], settings: Settings | None = None
 ) -> str | None:
-    """Save the blocks and the automation the settings ask for, remove what they no longer
-    ask for; returns what is sent (for ``tenantform up`` to print), None when nothing is."""
-    settings = settings or NotificationSettings()
+    """Save the blocks and the automation the settings (NOTIFY_*, SMTP_*) ask for, remove what
+    they no longer ask for; returns what is sent (for ``tenantform up`` to print), None when
+    nothing is. Half-set email settings are refused (a ValueError naming the variable)."""
+    settings = settings or Settings()  # read now, as up/deploy find the environment
+    settings.check_notifications()
     deployment_ids = list(deployment_ids)
     ui = ui_base_url() if settings.email_recipients or settings.notify_webhook_url else ""
     subject = _with_ui(SUBJECT, ui)

@@ -141,6 +141,7 @@ class Stack:
         env = self._env()
         os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME", "TENANTFORM_DATA_DIR")})
         os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "false"
+        get_settings.cache_clear()  # read again: the data dir is this stack's now
         bin_dir = Path(sys.executable).parent
         logs = cfg.data_dir / "logs"
 

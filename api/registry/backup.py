@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from api.registry.db import sqlite_path
-from api.settings import GatewaySettings
 from flows.clouds.gcp import storage_client
-from flows.settings import get_settings
+from flows.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class RegistryBackup:
             log.exception("final registry backup failed")
 
 
-def backup_from_settings(settings: GatewaySettings) -> RegistryBackup | None:
+def backup_from_settings(settings: Settings) -> RegistryBackup | None:
     path = sqlite_path(settings.registry_url)
     if path is None:
         log.info("registry is not SQLite: backups to GCS are skipped (use the database's own backups)")
@@ -139,7 +138,7 @@ def backup_from_settings(settings: GatewaySettings) -> RegistryBackup | None:
     if not settings.database_backup_bucket:
         log.info("DATABASE_BACKUP_BUCKET is not set: registry backups are off")
         return None
-    bucket = storage_client(get_settings()).bucket(settings.database_backup_bucket)
+    bucket = storage_client(settings).bucket(settings.database_backup_bucket)
     return RegistryBackup(
         path, bucket, settings.database_backup_object, settings.database_backup_interval_seconds
     )
