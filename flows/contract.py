@@ -1,6 +1,7 @@
 """The contract between the gateway and the flows: which operations exist, what a flow
-run is given, and what it publishes when it ends. Both sides import this module and
-nothing else of each other, so a parameter or a result field is declared once."""
+run is given, and what it publishes when it ends (results, plans, sweeps). The gateway
+also reads the catalogue, settings and workflows of ``flows``; what crosses Prefect
+between the two is declared here, once, so a parameter or a result field has one home."""
 
 from __future__ import annotations
 

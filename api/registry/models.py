@@ -229,9 +229,6 @@ class Run(Base):
         else:
             self.message = f"cancelling: {reason}"
 
-    def finish(self, *, ok: bool, message: str, result: dict[str, Any] | None) -> None:
-        self.end(RunStatus.completed if ok else RunStatus.failed, message, result)
-
     def end(self, status: RunStatus, message: str, result: dict[str, Any] | None) -> None:
         if not status.terminal:
             raise InvalidTransition(f"{status} is not an end")

@@ -4,7 +4,6 @@ and the secrets it needs (passed only through the process environment)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -56,10 +55,6 @@ def local_or_pg_backend(settings: Settings, client_id: str) -> BackendConfig:
     """The local* targets: a file per client unless the user chose PostgreSQL."""
     policy = pg_backend if settings.state_backend == "pg" else local_backend
     return policy(settings, client_id)
-
-
-def state_file(settings: Settings, client_id: str) -> Path:
-    return settings.root / "state" / client_id / "terraform.tfstate"
 
 
 def google_credentials_env(settings: Settings) -> dict[str, str]:
