@@ -31,7 +31,17 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 console = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
+
+
+def _json_mode(as_json: bool) -> bool:
+    """With ``--json`` stdout carries the JSON answer only: messages go to stderr."""
+    console.stderr = console.stderr or as_json
+    return as_json
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the answer as JSON (messages on stderr).", callback=_json_mode)
+]
 ENDED = ("completed", "failed", "cancelled")
 
 
@@ -141,13 +151,23 @@ def _call(method: str, path: str, **kwargs: Any) -> Any:
 def _show(
     data: Any, as_json: bool, columns: list[str] | None = None, rows: list[dict[str, Any]] | None = None
 ) -> None:
-    if as_json or columns is None:
+    if as_json or (columns is None and not isinstance(data, dict)):
         print(json.dumps(data, indent=2, default=str))
+        return
+    if columns is None:  # one answer: a field per line, never wrapped (a key is copied from it)
+        for field, value in data.items():
+            print(f"{field}: {_cell(value)}")
         return
     table = Table(*columns)
     for row in rows or []:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else str(value)
 
 
 @clients_app.command("list")
@@ -168,7 +188,7 @@ def clients_list(
 
 @clients_app.command("show")
 def clients_show(client_id: str, as_json: JsonOpt = False) -> None:
-    _show(_call("GET", f"/api/clients/{client_id}/status"), True)
+    _show(_call("GET", f"/api/clients/{client_id}/status"), as_json)
 
 
 @clients_app.command("outputs")
@@ -251,7 +271,7 @@ def keys_create(
     as_json: JsonOpt = False,
 ) -> None:
     """The key is printed once."""
-    _show(_call("POST", "/api/keys", json={"name": name, "scope": scope}), True)
+    _show(_call("POST", "/api/keys", json={"name": name, "scope": scope}), as_json)
 
 
 @keys_app.command("list")
@@ -262,7 +282,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, as_json: JsonOpt = False) -> None:
-    _show(_call("DELETE", f"/api/keys/{key_id}"), True)
+    _show(_call("DELETE", f"/api/keys/{key_id}"), as_json)
 
 
 @app.command()

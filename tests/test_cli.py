@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,56 @@ def test_exit_codes_say_what_went_wrong(cli_env: dict[str, str]) -> None:
     assert nobody.returncode == 2 and "no gateway" in nobody.stdout
     doctor = tf({**cli_env, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}, "doctor")
     assert doctor.returncode == 1 and "Prefect API" in doctor.stdout
+
+
+def _json_commands() -> set[str]:
+    """Every command (``group name``) that takes --json, read from the app itself."""
+    import typer.main
+
+    from deployments.cli import app
+
+    found: set[str] = set()
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        elif any("--json" in getattr(p, "opts", ()) for p in command.params):
+            found.add(" ".join(path))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_json_means_json_on_stdout_on_every_command_that_takes_it(cli_env: dict[str, str]) -> None:
+    def as_json(*args: str) -> Any:
+        done = tf(cli_env, *args, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)  # nothing but the JSON answer on stdout
+
+    run_id = as_json("provision", "--prefix", "jsn", "--count", "1")["request_id"]
+    assert as_json("runs", "show", run_id)["request_id"] == run_id
+    wait_until(lambda: as_json("runs", "show", run_id)["status"] == "completed", 120, "the provision")
+    client_id = as_json("runs", "show", run_id)["client_uuid"]
+    assert as_json("clients", "show", client_id)["client_uuid"] == client_id
+    assert as_json("clients", "outputs", client_id)["outputs"]["instances"]
+    assert client_id in [c["client_uuid"] for c in as_json("clients", "list")["clients"]]
+    key = as_json("keys", "create", "--name", "ci", "--scope", "read")
+    assert key["key"] and key["scope"] == "read"
+    assert key["id"] in [k["id"] for k in as_json("keys", "list")]
+    assert as_json("keys", "revoke", str(key["id"]))["revoked_at"]
+    assert as_json("clients", "delete", client_id, "--wait")["status"] == "completed"
+    assert {f["check"] for f in as_json("doctor")} >= {"Terraform", "gateway"}
+    covered = {
+        "provision", "runs show", "clients show", "clients outputs", "clients list",
+        "keys create", "keys list", "keys revoke", "clients delete", "doctor",
+    }  # fmt: skip
+    assert _json_commands() == covered, "a command takes --json this test does not try"
+
+    # Without --json: for people, not JSON. With it, a refusal leaves stdout empty.
+    shown = tf(cli_env, "clients", "show", client_id)
+    assert shown.returncode == 0 and f"client_uuid: {client_id}" in shown.stdout
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(shown.stdout)
+    missing = tf(cli_env, "clients", "show", "00000000-0000-0000-0000-000000000000", "--json")
+    assert missing.returncode == 1 and missing.stdout == "" and "404" in missing.stderr
