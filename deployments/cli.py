@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.targets import by_cloud_provider
+
 if TYPE_CHECKING:
     from flows.settings import Settings
 
@@ -211,12 +213,17 @@ def clients_delete(
 def provision(
     prefix: Annotated[str, typer.Option(help="Instances are named {prefix}-{n}.")],
     count: Annotated[int, typer.Option(help="How many instances.")] = 1,
-    cloud: Annotated[str, typer.Option(help="local, aws or oci.")] = "local",
+    cloud: Annotated[
+        str, typer.Option(help=f"The target's cloud_provider: {', '.join(by_cloud_provider())}.")
+    ] = "local",
     config: Annotated[str, typer.Option(help="provider_config as JSON.")] = "{}",
     wait: Annotated[bool, typer.Option(help="Wait for the run to end.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The Airflow document's request."""
+    if cloud not in (clouds := by_cloud_provider()):
+        console.print(f"[red]--cloud {cloud!r} is not one of {', '.join(clouds)}[/red]")
+        raise typer.Exit(2)
     try:
         provider_config = json.loads(config)
     except json.JSONDecodeError as exc:

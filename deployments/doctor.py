@@ -43,35 +43,22 @@ def _gateway() -> str:
 
 
 def _credentials() -> list[Finding]:
-    """Which clouds this machine could build on (warnings: a cloud not set up is fine)."""
+    """Which clouds of the catalogue this machine could build on (warnings: a cloud not
+    set up is fine; the embedded localcloud needs no account)."""
+    from flows.clouds.errors import PreflightError
+    from flows.targets import Credentials, all_targets
+
     settings = get_settings()
+    accounts: dict[str, Credentials] = {}
+    for target in all_targets().values():
+        if target.credentials is not None:
+            accounts.setdefault(target.credentials.name, target.credentials)
     found = []
-    aws = bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
-    found.append(
-        Finding(
-            "AWS credentials",
-            "ok" if aws else "warning",
-            "present" if aws else "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE not set",
-        )
-    )
-    oci = [
-        n
-        for n in ("OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY_PATH")
-        if not os.environ.get(n)
-    ]
-    found.append(
-        Finding(
-            "OCI credentials", "warning" if oci else "ok", f"missing {', '.join(oci)}" if oci else "present"
-        )
-    )
-    gcp = settings.gcp_project_id
-    found.append(
-        Finding(
-            "GCP project",
-            "ok" if gcp else "warning",
-            gcp or "GCP_PROJECT_ID not set: hospitals are built on localcloud",
-        )
-    )
+    for name, account in accounts.items():
+        try:
+            found.append(Finding(name, "ok", account.check(settings)))
+        except PreflightError as exc:
+            found.append(Finding(name, "warning", str(exc)))
     return found
 
 

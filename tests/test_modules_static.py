@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from flows.clouds import instances
 from flows.clouds.base import StackContext
 from flows.settings import Settings
-from flows.targets import all_targets
+from flows.targets import all_targets, by_cloud_provider
 from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
 from flows.terraform.workspace import MODULES, Workspace
@@ -24,44 +23,12 @@ from infrastructure import localcloud
 
 MODULE_DIRS = sorted(p for p in MODULES.iterdir() if p.is_dir())
 SHARED = MODULES.parent / "shared"  # files the modules link to
-HOSPITAL = {
-    "client_name": "City General Hospital",
-    "client_uuid": str(uuid.uuid4()),
-    "environment": "prod",
-    "region": "me-central2",
-}
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "local": {"cloud_provider": "local", "instance_name_prefix": "web", "count": 2},
-    "local-hospital": HOSPITAL,
-    "gcp-hospital": HOSPITAL,
-    "local-sub-hospital": {**HOSPITAL, "parent_uuid": str(uuid.uuid4()), "parent_target": "local-hospital"},
-    "gcp-sub-hospital": {**HOSPITAL, "parent_uuid": str(uuid.uuid4()), "parent_target": "gcp-hospital"},
-    "aws-ec2": {
-        "cloud_provider": "aws",
-        "instance_name_prefix": "web",
-        "count": 1,
-        "provider_config": {
-            "region": "us-east-2",
-            "instance_type": "t2.micro",
-            "subnet_id": "subnet-12345",
-            "security_group_ids": ["sg-12345"],
-            "ami_id": "ami-12345",
-        },
-    },
-    "oci-baremetal": {
-        "cloud_provider": "oci",
-        "instance_name_prefix": "web",
-        "count": 1,
-        "provider_config": {
-            "region": "eu-frankfurt-1",
-            "shape": "BM.Standard3.64",
-            "compartment_id": "ocid1.compartment.oc1..aaaa",
-            "availability_domain": "Uocm:EU-FRANKFURT-1-AD-1",
-            "subnet_id": "ocid1.subnet.oc1..aaaa",
-            "image_id": "ocid1.image.oc1..aaaa",
-        },
-    },
-}
+EXAMPLES: dict[str, dict[str, Any]] = {name: dict(t.example) for name, t in all_targets().items()}
+"""Each target's own example (the catalogue's): a target without one fails below."""
+INSTANCE_MODULES = tuple(sorted({t.module for t in by_cloud_provider().values()}))
+"""The targets taking the Airflow document's request (a ``cloud_provider`` field)."""
+LOCALCLOUD_MODULES = {t.module for t in all_targets().values() if t.credentials is None}
+"""The targets needing no cloud account: built on the embedded localcloud."""
 
 
 def load(module: Path) -> dict[str, Any]:
@@ -105,8 +72,7 @@ def test_outputs_match_model_and_tfvars_are_declared(target: str) -> None:
     entry = all_targets()[target]
     declared = load(MODULES / entry.module)
     assert set(declared["output"]) == set(entry.outputs.model_fields), target
-    if target not in EXAMPLES:
-        pytest.skip(f"no example input for {target}")
+    assert EXAMPLES[target], f"{target} has no example in the catalogue"
     tfvars = entry.parse_inputs(EXAMPLES[target]).to_tfvars(
         StackContext("c", "r", Settings(gcp_project_id="p"))
     )
@@ -143,9 +109,6 @@ def test_shared_files_are_links_that_resolve() -> None:
         assert link.resolve().is_file(), link
 
 
-INSTANCE_MODULES = ("local", "aws-ec2", "oci-baremetal")
-
-
 @pytest.mark.parametrize("module", [*INSTANCE_MODULES], ids=str)
 def test_instance_modules_link_the_shared_instance_variables(module: str) -> None:
     link = MODULES / module / "instance_variables.tf"
@@ -179,7 +142,7 @@ def test_localcloud_modules_require_the_provider_the_engine_serves() -> None:
         for providers in terraform.get("required_providers", []):
             if "localcloud" in providers:
                 required[module.name] = {k: v.strip('"') for k, v in providers["localcloud"].items()}
-    assert set(required) == {"local", "local-hospital", "local-sub-hospital"}
+    assert set(required) == LOCALCLOUD_MODULES
     for module, spec in required.items():
         assert f"registry.terraform.io/{spec['source']}" == localcloud.PROVIDER_ADDRESS, module
         assert spec["version"] == localcloud.PROVIDER_VERSION, module
@@ -187,7 +150,7 @@ def test_localcloud_modules_require_the_provider_the_engine_serves() -> None:
 
 def test_the_workspace_copies_linked_files_as_content(tmp_path: Path) -> None:
     workspace = Workspace(tmp_path, "c")
-    for module in (*INSTANCE_MODULES, "local-hospital"):
+    for module in (*INSTANCE_MODULES, all_targets()["local-hospital"].module):
         workspace.prepare(module, {}, BackendConfig(type="local"))
         for link in (MODULES / module).glob("*.tf"):
             if link.is_symlink():

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from flows.settings import Settings
 from flows.targets.catalogue import TARGETS
-from flows.targets.target import Preflight, Readback, SecretReader, Target
+from flows.targets.target import Credentials, CredentialsCheck, Preflight, Readback, SecretReader, Target
 
 __all__ = [
+    "Credentials",
+    "CredentialsCheck",
     "Preflight",
     "Readback",
     "SecretReader",

@@ -8,13 +8,30 @@ from types import MappingProxyType
 from flows.clouds import aws, gcp, local, oci
 from flows.clouds.hospital import HospitalInputs, HospitalOutputs, SubHospitalInputs
 from flows.clouds.instances import InstancesOutputs
-from flows.targets.target import Target
+from flows.targets.target import Credentials, Target
 from flows.terraform.backends import BackendPolicy, cloud_backend, gcs_backend, local_or_pg_backend
 
 HOSPITAL_IMMUTABLE = ("client_uuid", "client_name", "region")
 """The database is named from ``client_name``: renaming would drop it and its data."""
 SUB_HOSPITAL_IMMUTABLE = (*HOSPITAL_IMMUTABLE, "parent_uuid", "parent_target")
 INSTANCES_IMMUTABLE = ("cloud_provider", "provider_config.region")
+
+AWS = Credentials("AWS credentials", aws.credentials)
+OCI = Credentials("OCI credentials", oci.credentials)
+GCP = Credentials("GCP project", gcp.credentials)
+
+HOSPITAL_EXAMPLE = {
+    "client_name": "City General Hospital",
+    "client_uuid": "550e8400-e29b-41d4-a716-446655440000",
+    "environment": "prod",
+    "region": "me-central2",
+}
+SUB_HOSPITAL_EXAMPLE = {
+    **HOSPITAL_EXAMPLE,
+    "client_name": "City General Hospital East Wing",
+    "client_uuid": "6fa459ea-ee8a-4ca4-894e-db77e160355e",
+    "parent_uuid": HOSPITAL_EXAMPLE["client_uuid"],
+}
 
 LOCAL_HOSPITAL = Target(
     name="local-hospital",
@@ -24,6 +41,7 @@ LOCAL_HOSPITAL = Target(
     backend=local_or_pg_backend,
     description="A hospital on localcloud: SQL instance (SQLite or MariaDB), buckets, secret, network.",
     read_secret=local.read_local_secret,
+    example=HOSPITAL_EXAMPLE,
     immutable=HOSPITAL_IMMUTABLE,
 )
 
@@ -36,6 +54,8 @@ GCP_HOSPITAL = Target(
     description="A hospital on GCP: Cloud SQL MySQL 8.0 (private IP), GCS buckets, Secret Manager, VPC.",
     preflight=gcp.preflight,
     read_secret=gcp.read_gcp_secret,
+    credentials=GCP,
+    example=HOSPITAL_EXAMPLE,
     immutable=HOSPITAL_IMMUTABLE,
 )
 
@@ -62,6 +82,7 @@ TARGETS: tuple[Target, ...] = (
         outputs=InstancesOutputs,
         backend=local_or_pg_backend,
         description="Instances on localcloud, the embedded default: no cloud account needed.",
+        example={"cloud_provider": "local", "instance_name_prefix": "web", "count": 2},
         immutable=("cloud_provider",),
     ),
     LOCAL_HOSPITAL,
@@ -73,6 +94,7 @@ TARGETS: tuple[Target, ...] = (
         backend=local_or_pg_backend,
         description="A sub-hospital on localcloud: own database, user and secret on the parent's instance.",
         read_secret=local.read_local_secret,
+        example={**SUB_HOSPITAL_EXAMPLE, "parent_target": "local-hospital"},
         immutable=SUB_HOSPITAL_IMMUTABLE,
     ),
     GCP_HOSPITAL,
@@ -85,6 +107,8 @@ TARGETS: tuple[Target, ...] = (
         description="A sub-hospital on GCP: its own database, user and secret on the parent's Cloud SQL.",
         preflight=gcp.preflight,
         read_secret=gcp.read_gcp_secret,
+        credentials=GCP,
+        example={**SUB_HOSPITAL_EXAMPLE, "parent_target": "gcp-hospital"},
         immutable=SUB_HOSPITAL_IMMUTABLE,
     ),
     Target(
@@ -96,6 +120,19 @@ TARGETS: tuple[Target, ...] = (
         description="EC2 instances (hashicorp/aws); state in S3 with DynamoDB locking.",
         preflight=aws.preflight,
         readback=aws.readback,
+        credentials=AWS,
+        example={
+            "cloud_provider": "aws",
+            "instance_name_prefix": "web",
+            "count": 1,
+            "provider_config": {
+                "region": "us-east-2",
+                "instance_type": "t2.micro",
+                "subnet_id": "subnet-12345",
+                "security_group_ids": ["sg-12345"],
+                "ami_id": "ami-12345",
+            },
+        },
         immutable=INSTANCES_IMMUTABLE,
     ),
     Target(
@@ -108,6 +145,20 @@ TARGETS: tuple[Target, ...] = (
         preflight=oci.preflight,
         readback=oci.readback,
         terraform_env=oci.oci_terraform_env,
+        credentials=OCI,
+        example={
+            "cloud_provider": "oci",
+            "instance_name_prefix": "web",
+            "count": 1,
+            "provider_config": {
+                "region": "eu-frankfurt-1",
+                "shape": "BM.Standard3.64",
+                "compartment_id": "ocid1.compartment.oc1..aaaa",
+                "availability_domain": "Uocm:EU-FRANKFURT-1-AD-1",
+                "subnet_id": "ocid1.subnet.oc1..aaaa",
+                "image_id": "ocid1.image.oc1..aaaa",
+            },
+        },
         immutable=INSTANCES_IMMUTABLE,
     ),
 )

@@ -1,7 +1,7 @@
 """AWS: the ``aws-ec2`` request, and boto3 pre-flight and read-back (boto3 is imported
 only when a check runs)."""
 
-from flows.clouds.aws.checks import describe_instances, preflight, readback
+from flows.clouds.aws.checks import credentials, describe_instances, preflight, readback
 from flows.clouds.aws.request import AwsConfig, AwsRequest
 
-__all__ = ["AwsConfig", "AwsRequest", "describe_instances", "preflight", "readback"]
+__all__ = ["AwsConfig", "AwsRequest", "credentials", "describe_instances", "preflight", "readback"]

@@ -5,10 +5,12 @@ boto3 honours ``AWS_ENDPOINT_URL`` (how the tests point it at moto server)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flows.clouds.aws.request import AwsRequest
 from flows.clouds.errors import PreflightError, ReadbackError
+from flows.settings import Settings
 
 _CONFIG: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 15, "retries": {"max_attempts": 2}}
 
@@ -103,3 +105,10 @@ def readback(request: AwsRequest, outputs: dict[str, Any]) -> dict[str, Any]:
                 f"instance {instance['instance_id']} private IP differs from Terraform's output"
             )
     return outputs
+
+
+def credentials(settings: Settings) -> str:
+    """For ``tenantform doctor``: the variables the AWS SDK and Terraform read, present."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+        return "present"
+    raise PreflightError("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE not set")

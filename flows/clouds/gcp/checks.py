@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows.clouds.errors import PreflightError
 from flows.clouds.gcp.credentials import CredentialsUnavailable, gcp_credentials
 from flows.clouds.hospital import HospitalInputs
-from flows.settings import get_settings
+from flows.settings import Settings, get_settings
 
 
 def preflight(inputs: HospitalInputs) -> None:
@@ -17,3 +17,10 @@ def preflight(inputs: HospitalInputs) -> None:
         gcp_credentials(settings)
     except CredentialsUnavailable as exc:
         raise PreflightError(str(exc)) from None
+
+
+def credentials(settings: Settings) -> str:
+    """For ``tenantform doctor``: a project (without one, hospitals are built on localcloud)."""
+    if not settings.gcp_project_id:
+        raise PreflightError("GCP_PROJECT_ID not set: hospitals are built on localcloud")
+    return settings.gcp_project_id

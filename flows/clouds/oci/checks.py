@@ -11,7 +11,7 @@ from typing import Any
 from flows.clouds.base import require_env
 from flows.clouds.errors import PreflightError, ReadbackError
 from flows.clouds.oci.request import OCI_ENV_TO_TF_VAR, OciRequest
-from flows.settings import get_settings
+from flows.settings import Settings, get_settings
 
 
 def oci_config(region: str) -> dict[str, Any]:
@@ -99,3 +99,9 @@ def readback(request: OciRequest, outputs: dict[str, Any]) -> dict[str, Any]:
                 f"instance {instance['instance_id']} private IP differs from Terraform's output"
             )
     return outputs
+
+
+def credentials(settings: Settings) -> str:
+    """For ``tenantform doctor``: the variables Terraform is given, present."""
+    require_env(*OCI_ENV_TO_TF_VAR, cloud="OCI")
+    return "present"
