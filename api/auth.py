@@ -8,6 +8,7 @@ constant-time."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -95,6 +96,19 @@ async def require_key_or_basic(
     raise _unauthorized(
         "invalid X-API-Key" if key else "send X-API-Key or HTTP Basic credentials", basic=True
     )
+
+
+def still_admitted(request: Request) -> Callable[[], bool]:
+    """For an answer that outlives its request (an event stream): whether the key that
+    opened it would still be let in. A blocking registry read at most every
+    ``KEY_CACHE_SECONDS`` per key; a key revoked on this gateway fails at once."""
+    settings = get_gateway_settings()
+    key = request.headers.get("X-API-Key") or ""
+
+    def admitted() -> bool:
+        return bool(key) and _by_key(request, settings, key) is not None
+
+    return admitted
 
 
 ApiKey = Depends(require_api_key)

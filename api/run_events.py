@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from itertools import count
 
@@ -56,8 +56,8 @@ EVENTS = """Event names, each with a JSON `data` line:
 start_time, end_time, message), `log` (a new log line: timestamp, level, message),
 `progress` (resources done of planned while Terraform applies: command, planned, done,
 percent), then `end` (request_id, status, message, finished_at) when the run has ended, or
-`error` (detail) when Prefect or the registry stop answering; the stream closes after
-either."""
+`error` (detail) when Prefect or the registry stop answering or the API key that opened the
+stream is revoked; the stream closes after either."""
 
 
 class RunFollower:
@@ -69,9 +69,13 @@ class RunFollower:
         *,
         poll: float = 1.0,
         patience: float = 30.0,
+        admitted: Callable[[], bool] = lambda: True,
     ) -> None:
         self.service, self.prefect, self.run_id = service, prefect, run_id
         self.poll, self.patience = poll, patience
+        self.admitted = admitted
+        """Whether the key that opened the stream still opens it, asked before each poll:
+        a key revoked while its stream is open ends the stream."""
         self._status: StatusEvent | None = None
         self._tasks: dict[str, TaskView] = {}
         self._logs_seen: set[str] = set()
@@ -82,6 +86,10 @@ class RunFollower:
         ids = count(1)
         answered = time.monotonic()
         while True:
+            if not await run_in_threadpool(self.admitted):
+                revoked = ErrorEvent(detail="the API key that opened this stream has been revoked")
+                yield ServerSentEvent(event="error", id=str(next(ids)), data=revoked)
+                return
             try:
                 run = await run_in_threadpool(self.service.get_run, self.run_id)
                 changes = await self._changes(run)

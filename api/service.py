@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,17 @@ class InvalidInput(Exception):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
         self.errors = errors
+
+
+@dataclass(frozen=True)
+class UniqueInFamily:
+    """A value a sub-client must not share with its parent or its live siblings: what they
+    hold in one namespace (a sub-hospital's database on its parent's SQL instance).
+    ``key`` reads it from a client's inputs; ``field`` is the request field it comes from."""
+
+    field: str
+    what: str
+    key: Callable[[dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -119,11 +130,14 @@ class ClientService:
         name: str | None = None,
         parent_id: str | None = None,
         idempotency_key: str | None = None,
+        unique: UniqueInFamily | None = None,
     ) -> Accepted:
         """A new client and its first provision run, in one transaction.
 
         With a given ``client_id`` (hospitals) the same body again returns the same
-        request and another body is a conflict; so does an ``Idempotency-Key``.
+        request and another body is a conflict; so does an ``Idempotency-Key``. With
+        ``unique``, a sub-client whose value clashes with its parent's or a live sibling's
+        is a conflict naming the field.
         """
         body_print = fingerprint({"kind": kind, "target": target, "inputs": inputs, "parent": parent_id})
         if idempotency_key and (same := self._by_idempotency_key(idempotency_key, body_print)):
@@ -137,6 +151,8 @@ class ClientService:
         cid = client_id or new_id()
         try:
             with self.registry.session() as session:
+                if parent_id and unique is not None:
+                    self._require_unique_in_family(session, parent_id, cid, inputs, unique)
                 client = Client(
                     id=cid,
                     kind=kind,
@@ -174,8 +190,10 @@ class ClientService:
         if idempotency_key and (same := self._by_idempotency_key(idempotency_key, op_print)):
             return same
         with self.registry.session() as session:
-            client = self._client(session, client_id, kinds)
+            client = self._locked_client(session, client_id, kinds)
             client.require_live()
+            if operation is not Operation.destroy:
+                self._require_not_destroying(session, client_id)
             if operation is Operation.create_tables:
                 client.require_ready(operation.value)
             if operation is Operation.destroy:
@@ -187,11 +205,14 @@ class ClientService:
                         "delete them first or pass cascade=true"
                     )
                 for child in live:
-                    if not self._open_run(session, child.id, Operation.destroy):
-                        self._new_run(session, child, Operation.destroy, None, op_print)
+                    if not (destroy := self._open_run(session, child.id, Operation.destroy)):
+                        destroy = self._new_run(session, child, Operation.destroy, None, op_print)
+                    self._drop_awaiting(session, child.id, destroy)
             if pending := self._open_run(session, client_id, operation):
                 return Accepted(run=pending, client=client, created=False)
             run = self._new_run(session, client, operation, idempotency_key, op_print)
+            if operation is Operation.destroy:
+                self._drop_awaiting(session, client_id, run)
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
@@ -202,8 +223,9 @@ class ClientService:
         target's own model, and start a provision that applies the difference. None when
         the patch changes nothing."""
         with self.registry.session() as session:
-            client = self._client(session, client_id)
+            client = self._locked_client(session, client_id)
             client.require_live()
+            self._require_not_destroying(session, client_id)
             target = get_target(client.target)
             merged = merge_patch(client.inputs, patch)
             frozen = [p for p in target.immutable if value_at(merged, p) != value_at(client.inputs, p)]
@@ -226,8 +248,9 @@ class ClientService:
     def retry(self, client_id: str, *, approval: Approval | None = None) -> Accepted:
         """The client's last run again, same operation and inputs, when it failed."""
         with self.registry.session() as session:
-            client = self._client(session, client_id)
+            client = self._locked_client(session, client_id)
             client.require_live()
+            self._require_not_destroying(session, client_id)
             last = self._latest(session, client_id)
             if last is None or last.status not in (RunStatus.failed, RunStatus.cancelled):
                 state = "has no run" if last is None else f"last run {last.id} is {last.status}"
@@ -464,7 +487,8 @@ class ClientService:
             ahead = session.scalars(
                 select(Run.id).where(
                     Run.client_id == client.id,
-                    Run.status == RunStatus.in_progress,
+                    (Run.status == RunStatus.in_progress)
+                    | ((Run.status == RunStatus.awaiting_approval) & Run.cancel_reason.is_not(None)),
                     Run.id != run.id,
                 )
             ).first()
@@ -506,6 +530,46 @@ class ClientService:
             what = "client" if not kinds else " or ".join(kinds)
             raise NotFound(f"{what} {client_id} not found")
         return client
+
+    def _locked_client(self, session: Session, client_id: str, kinds: Sequence[str] | None = None) -> Client:
+        """The client, with its row write-locked until the transaction ends: requests that
+        read the client's runs and then add one (PATCH, retry, DELETE...) take their turns,
+        so two of them never decide on the same picture. On SQLite the write starts the
+        transaction (the driver begins one only on a write), on PostgreSQL it locks the row."""
+        session.execute(text("UPDATE clients SET status = status WHERE id = :id"), {"id": client_id})
+        return self._client(session, client_id, kinds)
+
+    def _require_not_destroying(self, session: Session, client_id: str) -> None:
+        """Once a destroy is accepted nothing else is: it would run after the destroy."""
+        if destroy := self._open_run(session, client_id, Operation.destroy):
+            raise Conflict(f"client {client_id} is being destroyed (run {destroy.id} is {destroy.status})")
+
+    def _drop_awaiting(self, session: Session, client_id: str, destroy: Run) -> None:
+        """A plan awaiting approval would apply to a stack the destroy removes: it ends
+        cancelled, saying why, and the destroy waits until Prefect has ended it."""
+        awaiting = session.scalars(
+            select(Run).where(Run.client_id == client_id, Run.status == RunStatus.awaiting_approval)
+        ).all()
+        for run in awaiting:
+            if run.cancel_reason is None:
+                run.request_cancel(f"the client is being destroyed (run {destroy.id})")
+
+    def _require_unique_in_family(
+        self, session: Session, parent_id: str, client_id: str, inputs: dict[str, Any], unique: UniqueInFamily
+    ) -> None:
+        """Under the parent's lock, so two sub-clients registered at once are told apart."""
+        parent = self._locked_client(session, parent_id)
+        value = unique.key(inputs)
+        for other in [parent, *self._children(session, parent_id)]:
+            if other.id == client_id or other.status == ClientStatus.destroyed:
+                continue
+            if unique.key(other.inputs) == value:
+                who = "its parent" if other is parent else f"sub-client {other.id}"
+                name = f" ({other.name})" if other.name else ""
+                raise Conflict(
+                    f"{unique.field} gives the {unique.what} {value!r}, which {who}{name} already uses "
+                    f"on {parent_id}: choose another {unique.field}"
+                )
 
     def _children(self, session: Session, client_id: str) -> list[Client]:
         return list(session.scalars(select(Client).where(Client.parent_id == client_id)).all())

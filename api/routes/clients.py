@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.auth import ApiKey
+from api.auth import ApiKey, still_admitted
 from api.deps import Prefect, Service
 from api.registry.models import Approval, ClientStatus, Run
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
@@ -228,11 +228,13 @@ async def followed_run(run_id: UUID, service: Service, prefect: Prefect) -> Run:
     response_description=EVENTS,
 )
 async def run_events(
-    run: Annotated[Run, Depends(followed_run)], service: Service, prefect: Prefect
+    run: Annotated[Run, Depends(followed_run)], service: Service, prefect: Prefect, request: Request
 ) -> AsyncIterator[ServerSentEvent]:
     """Follow a run as server-sent events (`curl -N`): its status, task states, log lines
     and Terraform progress as they change, then its end; the stream closes when the run
-    has ended (at once, after its history, for a run already ended)."""
+    has ended (at once, after its history, for a run already ended), or with an `error`
+    event once the key that opened it is revoked."""
     poll = get_gateway_settings().sync_interval_seconds
-    async for event in RunFollower(service, prefect, run.id, poll=poll).events():
+    follower = RunFollower(service, prefect, run.id, poll=poll, admitted=still_admitted(request))
+    async for event in follower.events():
         yield event

@@ -12,8 +12,8 @@ from api.auth import ApiKey
 from api.deps import Service
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND
 from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted
-from api.service import Conflict
-from flows.clouds.hospital import HospitalRequest
+from api.service import Conflict, UniqueInFamily
+from flows.clouds.hospital import HospitalRequest, database_name
 from flows.contract import Operation
 from flows.settings import get_settings
 from flows.targets import hospital_targets
@@ -26,6 +26,14 @@ router = APIRouter(
 )
 
 HOSPITAL_KINDS = ("hospital", "sub-hospital")
+
+SHARED_DATABASE_NAME = UniqueInFamily(
+    field="client_name",
+    what="database name",
+    key=lambda inputs: database_name(inputs["client_name"], UUID(inputs["client_uuid"])),
+)
+"""Sub-hospitals make their databases on their parent's SQL instance, named from their
+names: two names that sanitise alike ("North Wing", "north-wing") would be one database."""
 
 
 @router.post("/register", status_code=202, response_model=HospitalAccepted)
@@ -63,6 +71,7 @@ def register_sub_hospital(parent_uuid: UUID, body: HospitalRequest, service: Ser
         client_id=str(body.client_uuid),
         name=body.client_name,
         parent_id=str(parent_uuid),
+        unique=SHARED_DATABASE_NAME,
     )
     return HospitalAccepted.of(accepted.client, accepted.run, accepted.created)
 
