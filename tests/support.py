@@ -31,16 +31,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+TRANSIENT: tuple[type[BaseException], ...] = (httpx.HTTPError, ConnectionError)
+"""What a check may raise while what it waits for is not there yet: a server that does not
+answer yet, or answers an error it will stop answering (Prefect's 503 on a busy SQLite)."""
+
+
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
+) -> None:
+    """Call ``check`` until it returns true. An error in ``transient`` counts as "not yet"
+    (the last one is named if time runs out); any other error, an AssertionError included,
+    is raised at once instead of waiting out the bound."""
     deadline = time.monotonic() + timeout
+    last: BaseException | None = None
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except Exception:
-            pass
+        except transient as exc:
+            last = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+    detail = f" (last error: {last!r})" if last is not None else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
 
 
 def http_ok(url: str) -> bool:

@@ -4,12 +4,16 @@ history, and no concurrency limit left behind by a destroyed client."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -124,20 +128,73 @@ def _wait_for_task(gateway: Any, run_id: str, task: str, timeout: float = 120) -
     pytest.fail(f"run {run_id} never ran {task}")
 
 
+def _instance_names(state: dict[str, Any]) -> list[str]:
+    return [
+        i["attributes"]["name"]
+        for r in state["resources"]
+        if r["type"] == "localcloud_instance"
+        for i in r["instances"]
+    ]
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """Processes working in ``directory``: Terraform runs there (-chdir), and so do the
+    providers it starts."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{name}/cwd") == str(directory):
+                    found.append(int(name))
+    return found
+
+
 def test_cancel_during_apply_ends_cancelled_and_the_next_run_succeeds(gateway: Any) -> None:
-    """Instances named slow-* take two minutes to create (the worker's environment)."""
+    """Instances named slow-* take two minutes to create (the worker's environment). The
+    change replaces steady-1 by slow-cancel-1: Terraform destroys the one and is inside the
+    create of the other, holding the state lock, when the run is cancelled. It must stop on
+    its SIGINT (as on Ctrl-C): it says so, the destroy it did is in the state, the lock is
+    released, and neither it nor its provider is left running."""
     cid = provisioned(gateway, "steady")
+    data = Path(os.environ["TENANTFORM_DATA_DIR"])
+    workspace = data / "deployments" / cid
+    state_file = data / "state" / cid / "terraform.tfstate"
+    lock = state_file.with_name(".terraform.tfstate.lock.info")
+    before = json.loads(state_file.read_text())
+    assert _instance_names(before) == ["steady-1"] and not lock.exists()
     slow = gateway.patch(f"/api/clients/{cid}", json={"instance_name_prefix": "slow-cancel"}).json()
-    _wait_for_task(gateway, slow["request_id"], "terraform-apply")
-    time.sleep(2)  # Terraform is inside the slow create
-    started = time.monotonic()
+
+    def inside_the_create() -> bool:
+        """steady-1's destroy is in the state (written as it happens), the lock held."""
+        state = json.loads(state_file.read_text())
+        return state["serial"] > before["serial"] and _instance_names(state) == [] and lock.exists()
+
+    # Terraform writes the state in place: a read may catch it half written (ValueError).
+    wait_until(inside_the_create, 120, "steady-1 destroyed, the lock held", transient=(ValueError,))
+    holder = json.loads(lock.read_text())
+    assert holder["Operation"] == "OperationTypeApply"
     cancel = gateway.post(f"/api/runs/{slow['request_id']}/cancel")
     assert cancel.status_code == 200
     ended = wait_run(gateway, slow["request_id"], timeout=100)
     assert ended["status"] == "cancelled", ended
     assert ended["message"] == "cancelled: cancelled through the API"
-    assert time.monotonic() - started < 100, "Terraform was not interrupted"
     assert gateway.post(f"/api/runs/{slow['request_id']}/cancel").status_code == 409
+
+    messages = [
+        json.loads(line).get("@message", "")
+        for line in (workspace / "apply.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert any("Interrupt received" in m and "Gracefully shutting down" in m for m in messages), messages
+    assert "localcloud_instance.this[0]: Creating..." in messages
+    assert not any("Creation complete" in m for m in messages), "the create was stopped, not finished"
+    assert not lock.exists(), "Terraform released the state lock before it exited"
+    after = json.loads(state_file.read_text())
+    assert after["lineage"] == before["lineage"] and after["serial"] > before["serial"], after
+    assert _instance_names(after) == [], "the destroy Terraform did before the interrupt is saved"
+    assert _processes_in(workspace) == [], "Terraform or its provider outlived the run"
+    instances = [json.loads(p.read_text()) for p in (data / "localcloud" / "instances").glob("*.json")]
+    assert [i["name"] for i in instances if i["tags"].get("client") == cid] == []
 
     nxt = gateway.patch(f"/api/clients/{cid}", json={"instance_name_prefix": "after-cancel"}).json()
     done = wait_run(gateway, nxt["request_id"], timeout=100)

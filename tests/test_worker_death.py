@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -68,7 +67,6 @@ def test_run_of_a_killed_worker_ends_failed_with_reason(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         worker.wait(timeout=10)
-        started = time.monotonic()
         wait_until(
             lambda: gateway.get(f"/status/{request_id}").json()["status"] != "in_progress",
             180,
@@ -77,7 +75,6 @@ def test_run_of_a_killed_worker_ends_failed_with_reason(tmp_path: Path) -> None:
         status = gateway.get(f"/status/{request_id}").json()
         assert status["status"] == "failed", status
         assert "heartbeat" in status["message"], status
-        assert time.monotonic() - started < 180
     finally:
         if gateway_proc is not None:
             stop_process(gateway_proc)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -151,8 +152,12 @@ class Terraform:
                     exit_code = proc.wait()
                 except BaseException:
                     # Cancelled or stopped: let Terraform stop cleanly, so it writes what it
-                    # did to the state and releases the state lock, before we go.
-                    interrupt(proc, self.interrupt_grace)
+                    # did to the state and releases the state lock, before we go. What it
+                    # says meanwhile ("Interrupt received", ...) still goes to the log.
+                    def keep(raw: str) -> None:
+                        log_file.write(self.redact(raw.rstrip("\n")) + "\n")
+
+                    interrupt(proc, self.interrupt_grace, keep)
                     raise
         result = stream.result
         result.exit_code = exit_code
@@ -163,20 +168,36 @@ class Terraform:
         return result
 
 
-def interrupt(proc: subprocess.Popen[str], grace: float) -> None:
+def interrupt(proc: subprocess.Popen[str], grace: float, drain: LogFn | None = None) -> None:
     """What Ctrl-C does: SIGINT to Terraform's process group (its providers included) is
     its graceful stop: the state is saved and the lock released. SIGKILL only when it will
-    not stop within ``grace``."""
+    not stop within ``grace``. ``drain`` gets the lines it prints until it exits (unread,
+    they would be lost, and a full pipe would block it)."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGINT)
+    if drain is None or proc.stdout is None:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+        return
+    killer = threading.Timer(grace, _kill_group, (proc,))
+    killer.daemon = True
+    killer.start()
     try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        for raw in proc.stdout:  # ends when Terraform exits (or is killed)
+            drain(raw)
         proc.wait()
+    finally:
+        killer.cancel()
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _error_lines(lines: list[str]) -> list[str]:
