@@ -8,10 +8,15 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import boto3
+import httpx
 import pytest
 
 from flows.clouds import aws as aws_cloud
@@ -56,8 +61,80 @@ def request(net: dict[str, Any], **change: Any) -> AwsRequest:
     )
 
 
-def test_preflight_passes_for_real_ids(network: dict[str, Any]) -> None:
-    aws_cloud.preflight(request(network))
+@dataclass
+class Call:
+    """One AWS call as it went to moto: the service and region it was signed for, and its
+    Query API parameters (EC2 and STS take them as a form body)."""
+
+    service: str
+    region: str
+    params: dict[str, str]
+
+    @property
+    def action(self) -> str:
+        return self.params.get("Action", "")
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A pass-through to moto that keeps every call it forwards."""
+
+    upstream = ""
+    calls: list[Call] = []  # noqa: RUF012 - shared on purpose
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        scope = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/", self.headers.get("authorization", ""))
+        region, service = scope.groups() if scope else ("", "")
+        params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        self.calls.append(Call(service, region, params))
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        answer = httpx.post(
+            self.upstream + self.path,
+            content=body,
+            headers={k: v for k, v in self.headers.items() if k.lower() not in skip},
+            timeout=30,
+        )
+        self.send_response(answer.status_code)
+        self.send_header("content-type", answer.headers.get("content-type", "text/xml"))
+        self.send_header("content-length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+
+@pytest.fixture
+def recorded(network: dict[str, Any], aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call]]:
+    """boto3 pointed at a recorder in front of moto, once the network is made."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.upstream, Recorder.calls = aws, []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield Recorder.calls
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_preflight_passes_for_real_ids(network: dict[str, Any], recorded: list[Call]) -> None:
+    """The credentials, then each id of the request, asked of the request's region."""
+    assert aws_cloud.preflight(request(network)) is None
+    assert [(c.service, c.region, c.params) for c in recorded] == [
+        ("sts", REGION, {"Action": "GetCallerIdentity", "Version": "2011-06-15"}),
+        (
+            "ec2",
+            REGION,
+            {"Action": "DescribeSubnets", "Version": "2016-11-15", "SubnetId.1": network["subnet"]},
+        ),
+        (
+            "ec2",
+            REGION,
+            {"Action": "DescribeSecurityGroups", "Version": "2016-11-15", "GroupId.1": network["group"]},
+        ),
+        ("ec2", REGION, {"Action": "DescribeImages", "Version": "2016-11-15", "ImageId.1": network["ami"]}),
+    ]
 
 
 def test_preflight_names_missing_credentials(
@@ -80,11 +157,16 @@ def test_preflight_names_missing_credentials(
         ({"ami_id": "ami-0000dead"}, "ami_id ami-0000dead not found"),
     ],
 )
-def test_preflight_names_the_wrong_id(network: dict[str, Any], change: dict[str, Any], message: str) -> None:
-    started = time.monotonic()
+def test_preflight_names_the_wrong_id(
+    network: dict[str, Any], recorded: list[Call], change: dict[str, Any], message: str
+) -> None:
     with pytest.raises(PreflightError, match=message):
         aws_cloud.preflight(request(network, **change))
-    assert time.monotonic() - started < 30
+    # Failed at the first answer naming the id: asked once, not retried, nothing asked after.
+    wrong = next(iter(change.values()))
+    wrong = wrong[0] if isinstance(wrong, list) else wrong
+    assert wrong in recorded[-1].params.values(), recorded[-1]
+    assert [c.action for c in recorded].count(recorded[-1].action) == 1
 
 
 def test_preflight_refuses_a_security_group_of_another_vpc(network: dict[str, Any]) -> None:

@@ -174,13 +174,25 @@ def test_same_client_runs_are_serialized_different_clients_overlap(
 def test_a_missing_client_lock_fails_closed(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The product's own lock: were the limits not created (or misnamed), the run must not
     get in without them."""
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
     from flows import locks
 
-    monkeypatch.setattr(locks, "ensure_limit", lambda name, limit: None)
+    made: list[str] = []
+    monkeypatch.setattr(locks, "ensure_limit", lambda name, limit: made.append(name))
+    client_id = f"missing-{uuid.uuid4()}"
+    name = locks.client_limit_name(client_id)
     entered = []
-    with pytest.raises(Exception, match=r"(?i)concurrency limit|not found|does not exist"):
-        with locks.client_lock(f"missing-{uuid.uuid4()}", 2):
+    with pytest.raises(locks.LockUnavailable) as info:
+        with locks.client_lock(client_id, 2):
             entered.append(True)
+    missing = f"concurrency limit {name!r} does not exist"
+    assert str(info.value) == (
+        f"could not take client {client_id}'s lock: ConcurrencySlotAcquisitionError: {missing}"
+    )
+    cause = info.value.__cause__
+    assert type(cause) is ConcurrencySlotAcquisitionError and str(cause) == missing
+    assert made == [name], "it tried to create the missing limit once, then failed closed"
     assert entered == []
 
 

@@ -10,9 +10,11 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,21 +50,37 @@ OBJECTS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass
+class Seen:
+    """One request as the stub received it."""
+
+    path: str
+    query: dict[str, list[str]]
+    key_id: str
+    signed: list[str]
+    verified: bool
+
+
 class Stub(BaseHTTPRequestHandler):
     public_key: Any = None
-    seen: list[str] = []  # noqa: RUF012 - shared on purpose
+    key_id = ""  # what the SDK must sign with: tenancy/user/fingerprint
+    seen: list[Seen] = []  # noqa: RUF012 - shared on purpose
+    objects: dict[str, dict[str, Any]] = OBJECTS  # a test may swap in its own
 
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _verified(self) -> bool:
+    def _signature(self) -> tuple[str, list[str], bool]:
+        """(keyId, the headers signed, whether the signature is the test key's over them)."""
         auth = self.headers.get("authorization", "")
-        fields = dict(part.split("=", 1) for part in auth.removeprefix("Signature ").split(","))
+        try:
+            fields = dict(part.split("=", 1) for part in auth.removeprefix("Signature ").split(","))
+        except ValueError:
+            return "", [], False
         fields = {k: v.strip('"') for k, v in fields.items()}
-        if fields.get("keyId", "").split("/")[:2] != [TENANCY, USER]:
-            return False
+        key_id, signed = fields.get("keyId", ""), fields.get("headers", "").split()
         lines = []
-        for name in fields["headers"].split():
+        for name in signed:
             value = f"get {self.path}" if name == "(request-target)" else self.headers.get(name, "")
             lines.append(f"{name}: {value}")
         try:
@@ -73,13 +91,14 @@ class Stub(BaseHTTPRequestHandler):
                 hashes.SHA256(),
             )
         except Exception:
-            return False
-        return True
+            return key_id, signed, False
+        return key_id, signed, key_id.split("/")[:2] == [TENANCY, USER]
 
     def do_GET(self) -> None:
-        self.seen.append(self.path)
         path, _, query = self.path.partition("?")
-        if not self._verified():
+        key_id, signed, verified = self._signature()
+        self.seen.append(Seen(path, parse_qs(query), key_id, signed, verified))
+        if not verified:
             self._send(401, {"code": "NotAuthenticated", "message": "bad signature"})
         elif path == "/20160918/vnicAttachments":
             ok = f"instanceId={INSTANCE}" in query
@@ -89,8 +108,8 @@ class Stub(BaseHTTPRequestHandler):
                 if ok
                 else [],
             )
-        elif path in OBJECTS:
-            self._send(200, OBJECTS[path])
+        elif path in self.objects:
+            self._send(200, self.objects[path])
         else:
             self._send(404, {"code": "NotAuthorizedOrNotFound", "message": "not found"})
 
@@ -122,6 +141,7 @@ def oci_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     fingerprint = ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())
     Stub.public_key = key.public_key()
     Stub.seen = []
+    Stub.objects = OBJECTS
     server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -135,6 +155,7 @@ def oci_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
+    Stub.key_id = f"{TENANCY}/{USER}/{fingerprint}"
     yield url
     server.shutdown()
     get_settings.cache_clear()
@@ -155,9 +176,23 @@ def request(**change: Any) -> OciRequest:
     )
 
 
+SIGNED = {"(request-target)", "date", "host"}
+"""What the OCI signature of a GET covers, at least."""
+
+
 def test_preflight_with_signed_requests(oci_stub: str) -> None:
-    oci_cloud.preflight(request())
-    assert any(p.startswith("/20160918/users/") for p in Stub.seen)
+    """The user, the compartment and the subnet of the request, each read once, in that
+    order, each request signed with the configured key over its target, date and host."""
+    assert oci_cloud.preflight(request()) is None
+    assert [r.path for r in Stub.seen] == [
+        f"/20160918/users/{USER}",
+        f"/20160918/compartments/{COMPARTMENT}",
+        f"/20160918/subnets/{SUBNET}",
+    ]
+    for seen in Stub.seen:
+        assert seen.verified, seen
+        assert seen.key_id == Stub.key_id
+        assert set(seen.signed) >= SIGNED, seen.signed
 
 
 def test_preflight_names_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,15 +224,43 @@ def test_a_wrong_key_is_rejected(oci_stub: str, tmp_path: Path, monkeypatch: pyt
         )
     )
     monkeypatch.setenv("OCI_PRIVATE_KEY_PATH", str(wrong))
-    with pytest.raises(PreflightError, match="credentials rejected"):
+    with pytest.raises(PreflightError) as info:
         oci_cloud.preflight(request())
+    assert str(info.value) == "OCI credentials rejected (401 NotAuthenticated) for OCI_USER_OCID"
+    # Signed with the other key under the configured key id: refused, and nothing else asked.
+    assert [(r.path, r.key_id, r.verified) for r in Stub.seen] == [
+        (f"/20160918/users/{USER}", Stub.key_id, False)
+    ]
 
 
-def test_readback(oci_stub: str) -> None:
+def test_readback(oci_stub: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instance, its VNIC attachments in the request's compartment, its primary VNIC:
+    what Terraform output is confirmed against what OCI says."""
     outputs = {"instances": [{"instance_id": INSTANCE, "private_ip": "10.0.1.7", "public_ip": "192.0.2.7"}]}
     assert oci_cloud.readback(request(), outputs) == outputs
-    with pytest.raises(ReadbackError, match="does not exist"):
+    assert [(r.path, r.query) for r in Stub.seen] == [
+        (f"/20160918/instances/{INSTANCE}", {}),
+        ("/20160918/vnicAttachments", {"compartmentId": [COMPARTMENT], "instanceId": [INSTANCE]}),
+        ("/20160918/vnics/ocid1.vnic.oc1..v1", {}),
+    ]
+    assert all(r.verified for r in Stub.seen)
+
+    moved = {"instances": [{**outputs["instances"][0], "private_ip": "10.0.1.99"}]}
+    with pytest.raises(ReadbackError) as info:
+        oci_cloud.readback(request(), moved)
+    assert str(info.value) == f"instance {INSTANCE} private IP differs from Terraform's output"
+
+    stopped = {**OBJECTS[f"/20160918/instances/{INSTANCE}"], "lifecycleState": "STOPPED"}
+    monkeypatch.setattr(Stub, "objects", {**OBJECTS, f"/20160918/instances/{INSTANCE}": stopped})
+    with pytest.raises(ReadbackError) as info:
+        oci_cloud.readback(request(), outputs)
+    assert str(info.value) == f"instance {INSTANCE} is STOPPED, not RUNNING"
+
+    Stub.seen.clear()
+    with pytest.raises(ReadbackError) as info:
         oci_cloud.readback(request(), {"instances": [{"instance_id": "ocid1.instance.oc1..gone"}]})
+    assert str(info.value) == "instance ocid1.instance.oc1..gone does not exist in OCI"
+    assert [r.path for r in Stub.seen] == ["/20160918/instances/ocid1.instance.oc1..gone"]
 
 
 def test_instances_are_tagged_with_the_client_and_the_run(tmp_path: Path) -> None:
