@@ -113,14 +113,69 @@ def test_register_create_tables_sub_hospital_outputs_delete(gateway: Any) -> Non
     assert not db_file.exists()
 
 
-def test_sub_hospital_of_a_failed_parent_is_refused(gateway: Any) -> None:
+def _hospital(name: str, client_uuid: str) -> dict[str, str]:
+    return {"client_name": name, "client_uuid": client_uuid, "environment": "dev", "region": "me-central2"}
+
+
+def _unknown(gateway: Any, client_uuid: str) -> bool:
+    return bool(gateway.get(f"/api/clients/{client_uuid}/status").status_code == 404)
+
+
+def test_sub_hospital_of_a_missing_failed_or_destroyed_parent_is_refused(gateway: Any) -> None:
+    """Under an unknown parent: 404. Under a parent that failed (localcloud refuses its
+    network): the sub-hospital that was waiting for it fails naming it, a new one is
+    refused. Under a destroyed parent: refused. A refused sub-hospital is not recorded."""
+    orphan = str(uuid.uuid4())
     missing = gateway.post(
-        f"/api/hospitals/{uuid.uuid4()}/sub-hospitals/register",
-        json={
-            "client_name": "Orphan",
-            "client_uuid": str(uuid.uuid4()),
-            "environment": "dev",
-            "region": "me-central2",
-        },
+        f"/api/hospitals/{uuid.uuid4()}/sub-hospitals/register", json=_hospital("Orphan", orphan)
     )
     assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+    assert _unknown(gateway, orphan)
+
+    failed = str(uuid.uuid4())
+    faults = Path(os.environ["TENANTFORM_DATA_DIR"]) / "localcloud" / "_faults"
+    faults.mkdir(parents=True, exist_ok=True)
+    marker = faults / f"refuse-vpc-{failed}"
+    marker.touch()
+    try:
+        assert gateway.post("/api/hospitals/register", json=_hospital("Doomed", failed)).status_code == 202
+        waiting = gateway.post(
+            f"/api/hospitals/{failed}/sub-hospitals/register",
+            json=_hospital("Doomed Wing", str(uuid.uuid4())),
+        )
+        assert waiting.status_code == 202, "the parent has not failed yet: its sub-hospital waits"
+        parent = wait_for(
+            gateway, f"/api/hospitals/{failed}/status", lambda b: b["status"] in ("ready", "failed")
+        )
+    finally:
+        marker.unlink()
+    assert parent["status"] == "failed", parent
+    assert "injected permanent failure" in parent["message"], parent
+    run = wait_for(
+        gateway,
+        f"/api/runs/{waiting.json()['request_id']}",
+        lambda b: b["status"] in ("completed", "failed", "cancelled"),
+    )
+    assert run["status"] == "failed", run
+    assert run["message"] == f"parent {failed} failed: {parent['message']}"
+    assert run["flow_run_id"] is None, "it never reached Prefect"
+    late = str(uuid.uuid4())
+    refused = gateway.post(f"/api/hospitals/{failed}/sub-hospitals/register", json=_hospital("Late", late))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == f"parent {failed} is failed: {parent['message']}"
+    assert _unknown(gateway, late)
+
+    gone = str(uuid.uuid4())
+    assert gateway.post("/api/hospitals/register", json=_hospital("Gone General", gone)).status_code == 202
+    ready = wait_for(gateway, f"/api/hospitals/{gone}/status", lambda b: b["status"] in ("ready", "failed"))
+    assert ready["status"] == "ready", ready
+    assert gateway.delete(f"/api/clients/{gone}").status_code == 202
+    destroyed = wait_for(
+        gateway, f"/api/clients/{gone}/status", lambda b: b["status"] in ("destroyed", "failed")
+    )
+    assert destroyed["status"] == "destroyed", destroyed
+    after = str(uuid.uuid4())
+    refused = gateway.post(f"/api/hospitals/{gone}/sub-hospitals/register", json=_hospital("After", after))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == f"parent {gone} is destroyed"
+    assert _unknown(gateway, after)
