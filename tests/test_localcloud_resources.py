@@ -112,3 +112,26 @@ def test_secrets_and_passwords_are_private_files(data_dir: Path) -> None:
     with pytest.raises(KeyError) as missing:
         read_secret("localcloud/secrets/s-2")
     assert "pw" not in str(missing.value)
+
+
+def test_api_latency_is_one_round_trip_per_read_and_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOCALCLOUD_API_LATENCY_SECONDS models a cloud API's round trip: one wait per
+    create, read, update and delete (counted, not timed), none when unset."""
+    from types import SimpleNamespace
+
+    from infrastructure.localcloud import faults
+
+    waits: list[float] = []
+    monkeypatch.setattr(faults.time, "sleep", waits.append)
+    ctx: Any = SimpleNamespace(diagnostics=Diagnostics())
+    bucket = Bucket(None)
+    planned = {"name": "lat1", "public": False, "force_destroy": True, "id": None, "url": None}
+    assert bucket.create(ctx, dict(planned)) is not None
+    assert waits == [], "off by default"
+    monkeypatch.setenv("LOCALCLOUD_API_LATENCY_SECONDS", "0.2")
+    state = bucket.create(ctx, {**planned, "name": "lat2"})
+    assert state is not None, ctx.diagnostics
+    bucket.read(ctx, state)
+    bucket.update(ctx, state, state)
+    bucket.delete(ctx, state)
+    assert waits == [0.2, 0.2, 0.2, 0.2]

@@ -3,6 +3,9 @@
 Terraform starts a fresh provider process per command, so counters live in files
 under the data dir rather than in memory.
 
+- ``LOCALCLOUD_API_LATENCY_SECONDS``: sleep on every read, create, update and delete of a
+  resource, as a real provider waits on its cloud's API (off by default; the fleet benches
+  use it so worker scaling shows what it would against a cloud, on a 2-core machine).
 - ``LOCALCLOUD_CREATE_DELAY_SECONDS``: sleep before every create (only for objects whose
   name starts with ``LOCALCLOUD_DELAY_NAME_PREFIX`` when that is set).
 - ``LOCALCLOUD_FAIL_NTH_CREATE``: the Nth create (1-based, counted across processes) fails
@@ -41,6 +44,12 @@ def _bump_counter(path: Path) -> int:
         fh.truncate()
         fh.write(str(count))
         return count
+
+
+def api_round_trip() -> None:
+    latency = float(os.environ.get("LOCALCLOUD_API_LATENCY_SECONDS", "0") or 0)
+    if latency > 0:
+        time.sleep(latency)
 
 
 def before_create(name: str = "") -> None:

@@ -61,6 +61,7 @@ class StoredResource(iface.Resource):
 
     # Lifecycle ---------------------------------------------------------------------------
     def create(self, ctx: CreateContext, planned: State) -> State | None:
+        faults.api_round_trip()
         try:
             faults.before_create(str(planned.get("name") or ""))
             state = dict(planned)
@@ -73,6 +74,7 @@ class StoredResource(iface.Resource):
         return state
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
+        faults.api_round_trip()
         stored = self.store.get(current["id"])
         if stored is None:
             return None
@@ -87,6 +89,7 @@ class StoredResource(iface.Resource):
         return {k: stored.get(k, v) for k, v in current.items()}
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        faults.api_round_trip()
         state = {**current, **{k: v for k, v in planned.items() if v is not Unknown}}
         try:
             state.update(self.on_update(current, state))
@@ -97,6 +100,7 @@ class StoredResource(iface.Resource):
         return state
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        faults.api_round_trip()
         try:
             self.on_delete(current)
         except Exception as exc:
