@@ -188,7 +188,43 @@ def cmdline(pid: int) -> str:
 
 
 def environ(pid: int) -> bytes:
+    """The environment ``pid`` was started (exec'd) with: not what it set or got since."""
     return Path(f"/proc/{pid}/environ").read_bytes()
+
+
+def memory_holds(pid: int, needle: bytes) -> bool:
+    """Whether ``needle`` is in the process's writable memory (heap, stacks, anonymous
+    mappings): where a secret is once the process has held it, whether it came in its
+    environment at exec, over a socket, or into ``os.environ`` after a fork."""
+    chunk, overlap = 1 << 20, len(needle) - 1
+    regions = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        addresses, perms = line.split()[:2]
+        if perms.startswith("rw"):
+            start, end = (int(a, 16) for a in addresses.split("-"))
+            regions.append((start, end))
+    assert regions, f"no writable memory read from process {pid}"
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end in regions:
+            tail = b""
+            for offset in range(start, end, chunk):
+                try:
+                    mem.seek(offset)
+                    data = tail + mem.read(min(chunk, end - offset))
+                except OSError:
+                    break
+                if needle in data:
+                    return True
+                tail = data[-overlap:]
+    return False
+
+
+def proc_state(pid: int) -> str:
+    """R, S, Z, ...; "" for a process that is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 @dataclass
@@ -266,13 +302,7 @@ def test_a_run_through_the_warm_process_completes_and_leaves_no_zombie(running: 
     assert wait_state(flow_run_id, FINAL) == "COMPLETED"
     assert running.started_runs() == before + 1, "the run was forked by the warm process"
     wait_until(
-        lambda: (
-            not [
-                p
-                for p in _children(running.pid)
-                if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            ]
-        ),
+        lambda: not [p for p in _children(running.pid) if proc_state(p) == "Z"],
         10,
         "the warm process to reap its children",
     )
@@ -280,17 +310,42 @@ def test_a_run_through_the_warm_process_completes_and_leaves_no_zombie(running: 
     assert len(threads) == 1, "the warm process stays single-threaded"
 
 
-def test_killing_the_run_process_crashes_the_run_and_no_secret_reaches_the_warm_process(
+def test_a_run_s_secrets_reach_its_run_and_never_the_warm_process_or_the_next_run(
     running: Warm,
 ) -> None:
+    """The worker's environment (SECRET) and a run's own (its job variables) go to that
+    run's process over the launcher's socket, after the fork: its /proc environ is the warm
+    process's, so the secret is looked for where it would be, in the processes' memory. The
+    run holds both and hands them to Terraform; the warm process, which forks every run,
+    holds neither and logs neither, and the next run it forks never gets the first one's."""
+    first_secret = "run-secret-" + secrets.token_hex(12)
+    first = submit("slow-secret-a", env={"TENANTFORM_RUN_SECRET": first_secret})
+    a = find_processes(running, first)
+    second = submit("slow-secret-b")
+    b = find_processes(running, second)
+    try:
+        for secret in (SECRET, first_secret):
+            assert secret.encode() in environ(a.launcher), "the worker started the launcher with it"
+            assert memory_holds(a.child, secret.encode()), "the run process received it"
+            assert secret.encode() in environ(a.terraform), "and handed it to Terraform"
+            assert not memory_holds(running.pid, secret.encode()), "the warm process held it"
+            assert secret not in running.log.read_text()
+        assert b"TENANTFORM_RUN_SECRET=" not in environ(b.terraform)
+        assert not memory_holds(b.child, first_secret.encode()), "the next run got the first's secret"
+        assert SECRET.encode() in environ(b.terraform), "the control: the next run has its own"
+    finally:
+        for procs in (a, b):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(procs.child, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(procs.terraform, signal.SIGKILL)  # its own session: the crash left it
+    assert wait_state(first, FINAL, timeout=60) == "CRASHED"
+    assert wait_state(second, FINAL, timeout=60) == "CRASHED"
+
+
+def test_killing_the_run_process_crashes_the_run(running: Warm) -> None:
     flow_run_id = submit("slow-child")
     procs = find_processes(running, flow_run_id)
-    # The run has the worker's environment (Terraform inherits it); the warm process and
-    # its per-run supervisor never had it, and logged none of it.
-    assert SECRET.encode() in environ(procs.terraform)
-    for pid in (running.pid, procs.supervisor):
-        assert SECRET.encode() not in environ(pid)
-    assert SECRET not in running.log.read_text()
     os.kill(procs.child, signal.SIGKILL)
     assert wait_state(flow_run_id, FINAL, timeout=60) == "CRASHED"
     wait_until(lambda: not alive(procs.launcher), 10, "the launcher to exit")
