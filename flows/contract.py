@@ -29,6 +29,43 @@ class Operation(enum.StrEnum):
     """A sweep: plans many clients inside one flow run (``flows.reconcile``)."""
 
 
+class PolicyLevel(enum.StrEnum):
+    """What a policy's denial does (Sentinel's three levels)."""
+
+    advisory = "advisory"
+    """Its denials are warnings: the apply goes on."""
+    soft_mandatory = "soft-mandatory"
+    """Blocks; a key with the ``policy:override`` scope may override it for one run."""
+    hard_mandatory = "hard-mandatory"
+    """Blocks; no override."""
+
+
+class PolicyOutcome(enum.StrEnum):
+    passed = "pass"
+    warn = "warn"
+    deny = "deny"
+    overridden = "overridden"
+
+
+class PolicyResult(BaseModel):
+    """One policy on one plan."""
+
+    policy: str = Field(description="The policy's Rego package, e.g. tenantform.instance_cap.")
+    level: PolicyLevel
+    outcome: PolicyOutcome
+    messages: list[str] = Field(default_factory=list, description="Its deny and warn messages.")
+    file: str = Field("", description="Where the policy is written.")
+
+
+class PolicyOverride(BaseModel):
+    """A soft-mandatory denial overridden for one run, by whom and why (recorded)."""
+
+    by: str = Field(description="The API key (key:<id>) that overrode it.")
+    reason: str
+    policies: list[str] = Field(description="The soft-mandatory policies it overrides, and only those.")
+    overrides_run: str = Field(description="The denied run this run repeats.")
+
+
 class FlowParameters(BaseModel):
     """The one parameter every client flow takes. Never holds a secret: credentials reach
     Terraform through the worker's environment, generated passwords stay in state."""
@@ -39,6 +76,10 @@ class FlowParameters(BaseModel):
     inputs: dict[str, Any]
     approval_required: bool = Field(
         False, description="Plan, publish the plan, and wait for approval before applying it."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="The client's labels, for policies.")
+    policy_override: PolicyOverride | None = Field(
+        None, description="Soft-mandatory policies this run may break (POST /api/runs/{id}/override)."
     )
 
     def as_prefect_parameters(self) -> dict[str, Any]:
@@ -68,6 +109,9 @@ class RunResult(BaseModel):
     has_changes: bool = False
     module_version: str = Field("", description="Content hash of the Terraform module the run used.")
     message: str = Field("", description="What the run did, when a fixed sentence would hide it.")
+    policies: list[PolicyResult] = Field(
+        default_factory=list, description="Each policy's verdict on the run's plan (empty: no plan checked)."
+    )
 
 
 class DriftStatus(enum.StrEnum):
@@ -176,6 +220,16 @@ def result_markdown(result: RunResult) -> str:
         parts.append(_table(("Output", "Value"), outputs))
     if result.changes:
         parts.append(_table(("Resource", "Action"), [(_code(c.address), c.action) for c in result.changes]))
+    if result.policies:
+        parts.append(
+            _table(
+                ("Policy", "Level", "Result", "Messages"),
+                [
+                    (_code(p.policy), p.level.value, p.outcome.value, " / ".join(p.messages) or "-")
+                    for p in result.policies
+                ],
+            )
+        )
     drift = [(_code(address),) for address in result.drift]
     parts.append(_table(("Drift: changed or removed outside Terraform",), drift) if drift else "Drift: none.")
     body = json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True)
@@ -200,6 +254,33 @@ def _cell(text: str) -> str:
 
 def _code(text: str) -> str:
     return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def policy_key(client_id: str) -> str:
+    return f"policy-{client_id}".lower()
+
+
+def publish_policies(result: RunResult) -> None:
+    """The policies' verdicts on the run's plan, as a table in the Prefect UI."""
+    if not result.policies:
+        return
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(
+        key=policy_key(result.client_id),
+        table=[
+            {
+                "policy": p.policy,
+                "level": p.level.value,
+                "result": p.outcome.value,
+                "messages": " / ".join(p.messages) or "-",
+                "file": p.file,
+            }
+            for p in result.policies
+        ],
+        description=f"policies on the {result.operation.value} plan of {result.client_id}"
+        f" (run {result.run_id})",
+    )
 
 
 def plan_key(client_id: str) -> str:

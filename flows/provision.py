@@ -1,5 +1,6 @@
-"""The flows: provision (prepare-vars → init → apply → outputs, or plan → approval →
-apply the saved plan), destroy, plan.
+"""The flows: provision (prepare-vars → init → plan to a file → policies → apply that
+file → outputs, or plan → policies → approval → policies again → apply the saved plan),
+destroy, plan (the policies' verdict reported, nothing applied).
 
 Parameters never carry secrets: credentials reach Terraform through the worker's
 environment or blocks, and generated passwords stay inside Terraform state.
@@ -12,11 +13,22 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from flows.contract import FlowParameters, Operation, ResourceChange, RunResult, publish, publish_plan
+from flows.contract import (
+    FlowParameters,
+    Operation,
+    ResourceChange,
+    RunResult,
+    publish,
+    publish_plan,
+    publish_policies,
+)
 from flows.jobs import Job
 from flows.locks import client_lock, lock_options
+from flows.policy import PolicyDenied
 from flows.settings import get_settings
 from flows.tasks import (
+    PolicyCheck,
+    policy_check,
     preflight,
     prepare_vars,
     read_outputs,
@@ -63,17 +75,44 @@ def _run(operation: Operation, params: FlowParameters) -> RunResult:
         terraform=str(job.terraform().binary),
         module_version=module_version(job.target.module),
     )
+    check = _policy_check(operation, params)
     # No ``tags()`` around the tasks: a tagged task run asks Prefect for its tags'
     # concurrency slots (a write) before it starts; the flow run carries the tags.
-    if operation is Operation.provision and params.approval_required:
-        _plan_approve_apply(job, result)
-    else:
-        with client_lock(client_id, **lock_options(settings)) as job.previous_holder:
-            _prepare(job, check=operation is not Operation.destroy)
-            _act(job, result)
+    try:
+        if operation is Operation.provision and params.approval_required:
+            _plan_approve_apply(job, result, check)
+        else:
+            with client_lock(client_id, **lock_options(settings)) as job.previous_holder:
+                _prepare(job, check=operation is not Operation.destroy)
+                _act(job, result, check)
+    except PolicyDenied as exc:
+        # Nothing was applied: the run fails, its result says which policies denied what.
+        result.policies, result.message = exc.results, str(exc)
+        publish(result)
+        publish_policies(result)
+        raise
     get_run_logger().info("%s of %s for %s done: %s", operation, target, client_id, result.change_summary)
     publish(result)
+    publish_policies(result)
     return result
+
+
+def _policy_check(operation: Operation, params: FlowParameters) -> PolicyCheck:
+    override = params.policy_override
+    if override is not None:
+        get_run_logger().warning(
+            "policy override by %s of %s (denied run %s): %s",
+            override.by,
+            ", ".join(override.policies),
+            override.overrides_run,
+            override.reason,
+        )
+    return PolicyCheck(
+        operation=operation.value,
+        inputs=params.inputs,
+        labels=params.labels,
+        overridable=tuple(override.policies) if override else (),
+    )
 
 
 def _prepare(job: Job, *, check: bool) -> None:
@@ -84,11 +123,12 @@ def _prepare(job: Job, *, check: bool) -> None:
     terraform_init.with_options(**retry)(job)
 
 
-def _act(job: Job, result: RunResult) -> None:
+def _act(job: Job, result: RunResult, check: PolicyCheck) -> None:
     retry = retrying(job.settings)
     if result.operation is Operation.provision:
-        applied = terraform_apply.with_options(**retry)(job)
+        applied = terraform_apply.with_options(**retry)(job, check)
         result.change_summary, result.changes = applied.change_summary, _changes(applied)
+        result.policies = applied.policies
         result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
     elif result.operation is Operation.destroy:
         destroyed = terraform_destroy.with_options(**retry)(job)
@@ -102,7 +142,16 @@ def _act(job: Job, result: RunResult) -> None:
                 f"(drift): {', '.join(destroyed.drift)}"
             )
     elif result.operation is Operation.plan:
-        _plan_into(result, terraform_plan.with_options(**retry)(job))
+        plan_file = job.workspace.plan_path(result.run_id)
+        try:
+            _plan_into(result, terraform_plan.with_options(**retry)(job, out=plan_file))
+            try:  # a plan run reports the policies' verdict; it applies nothing either way
+                result.policies = policy_check(job, plan_file, check)
+            except PolicyDenied as exc:
+                result.policies = exc.results
+                result.message = f"Plan done; applying it would be refused: {exc}"
+        finally:
+            plan_file.unlink(missing_ok=True)
     else:
         _require_action(result.operation)  # raises: an unknown operation is never run as a plan
         raise UnsupportedOperation(f"operation {result.operation.value!r} has no action")
@@ -119,9 +168,10 @@ def _changes(command: CommandResult) -> list[ResourceChange]:
     return [ResourceChange(action=action, address=address) for action, _, address in pairs]
 
 
-def _plan_approve_apply(job: Job, result: RunResult) -> None:
-    """Plan into a file bound to the state it was made against, publish the plan, suspend
-    (the worker slot is freed while a person decides), then apply exactly that file.
+def _plan_approve_apply(job: Job, result: RunResult, check: PolicyCheck) -> None:
+    """Plan into a file bound to the state it was made against, check it against the
+    policies, publish the plan, suspend (the worker slot is freed while a person decides),
+    check it again (the policies may have changed meanwhile), then apply exactly that file.
     Resuming re-runs the flow from the top: the saved file says the plan is done."""
     from prefect.flow_runs import suspend_flow_run
     from prefect.runtime import flow_run
@@ -134,6 +184,12 @@ def _plan_approve_apply(job: Job, result: RunResult) -> None:
         with client_lock(job.client_id, **lock_options(settings)) as job.previous_holder:
             _prepare(job, check=True)
             _plan_into(result, terraform_plan.with_options(**retry)(job, out=plan_file))
+            if result.has_changes:
+                try:
+                    result.policies = policy_check(job, plan_file, check)
+                except BaseException:
+                    plan_file.unlink(missing_ok=True)
+                    raise
         if not result.has_changes:
             plan_file.unlink(missing_ok=True)
             result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
@@ -146,6 +202,7 @@ def _plan_approve_apply(job: Job, result: RunResult) -> None:
         if not decision.approve:
             raise RuntimeError("plan rejected")
         with client_lock(job.client_id, **lock_options(settings)) as job.previous_holder:
+            result.policies = policy_check(job, plan_file, check)
             applied = terraform_apply_plan.with_options(**retry)(job, plan_file)
             result.change_summary, result.changes = applied.change_summary, _changes(applied)
             result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)

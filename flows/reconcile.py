@@ -4,7 +4,8 @@ a flow-run process per client would cost seconds of CPU each.
 
 Each check holds the client's own lock (a client busy with its own run is skipped and
 reported, never waited on) and one fleet slot. ``heal`` applies only a plan that creates
-or updates in place, and applies exactly the plan it checked.
+or updates in place and that the policies let through (operation ``heal``), and applies
+exactly the plan it checked.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from flows.contract import (
 )
 from flows.jobs import Job
 from flows.locks import FLEET_LIMIT, client_limit_name, ensure_limit, take_holder
+from flows.policy import PolicyDenied
 from flows.settings import Settings, get_settings
-from flows.tasks import TASK_OPTIONS, unlocking
+from flows.tasks import TASK_OPTIONS, PolicyCheck, check_plan, unlocking
 from flows.terraform.events import CommandResult
 from flows.terraform.modules import module_version
 
@@ -94,6 +96,8 @@ def check_client(target: SweepTarget) -> DriftCheck:
                 elif unsafe:
                     checked.action = "reported"
                     checked.reason = f"not healed: the plan would {' and '.join(unsafe)} resources"
+                elif denial := _denied(job, plan_file, params.inputs, params.labels):
+                    checked.action, checked.reason = "reported", f"not healed: {denial}"
                 else:
                     terraform.apply_plan(plan_file)
                     outputs = terraform.output()
@@ -107,6 +111,16 @@ def check_client(target: SweepTarget) -> DriftCheck:
         checked.status, checked.action = DriftStatus.unknown, "failed"
         checked.reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
     return checked
+
+
+def _denied(job: Job, plan_file: Any, inputs: dict[str, Any], labels: dict[str, str]) -> str:
+    """Why the policies refuse to heal with this plan ("" when they let it be applied); a
+    broken policy raises, and the check fails closed."""
+    try:
+        check_plan(job, plan_file, PolicyCheck(operation="heal", inputs=inputs, labels=labels))
+    except PolicyDenied as exc:
+        return str(exc)
+    return ""
 
 
 @contextmanager

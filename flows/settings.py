@@ -63,6 +63,12 @@ class EngineSection(BaseModel):
     approval_timeout_seconds: float = Field(
         86400, gt=0, description="How long a plan waits for approval before its run fails."
     )
+    policy_dir: Path | None = Field(
+        None,
+        description="A directory of the operator's own Rego policies (and JSON data) checked on every "
+        "plan with the built-in ones; read afresh by every run. A relative path is taken from the "
+        "project directory.",
+    )
     state_backend: Literal["local", "pg"] = Field(
         "local", description="State backend of the local* targets: per-client file or PostgreSQL."
     )
@@ -216,6 +222,14 @@ class Settings(CliSection, NotificationsSection, GatewaySection, EngineSection, 
         """Absolute; a relative data dir is taken from the project directory, never from the
         directory a run happens to start in (a worker's runs start in temporary ones)."""
         return (PROJECT_ROOT / self.data_dir).resolve()
+
+    @property
+    def policy_dirs(self) -> list[Path]:
+        """The built-in policies, then the operator's ``POLICY_DIR`` when set."""
+        from flows.policy.engine import BUILTIN_DIR
+
+        own = [(PROJECT_ROOT / self.policy_dir).resolve()] if self.policy_dir else []
+        return [BUILTIN_DIR, *own]
 
     @property
     def registry_url(self) -> str:

@@ -5,16 +5,20 @@ so a flow retry re-runs Terraform instead of marking it ``Cached``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from pydantic import Field
 
 from flows.clouds.errors import PreflightError, ReadbackError
+from flows.contract import PolicyResult
 from flows.jobs import Job
 from flows.locks import forget_holder, holder_gone
+from flows.policy import PolicyDenied, PolicyError, PolicySet, denied, plan_document
 from flows.progress import ProgressArtifact
 from flows.settings import Settings
 from flows.terraform.errors import StateLockedError, TerraformError
@@ -28,7 +32,7 @@ def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State
         state.result()
     except TerraformError as exc:
         return exc.retryable
-    except (PreflightError, ReadbackError):
+    except (PreflightError, ReadbackError, PolicyDenied, PolicyError):
         return False
     except Exception:
         return True
@@ -91,9 +95,71 @@ def unlocking(
             return command(terraform)
 
 
+@dataclass(frozen=True)
+class PolicyCheck:
+    """What the policies are told besides the plan, and which denials an override lifts."""
+
+    operation: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    overridable: tuple[str, ...] = ()
+
+
+def check_plan(job: Job, plan_file: Path, check: PolicyCheck) -> list[PolicyResult]:
+    """Every policy (built-in, then ``POLICY_DIR``, read afresh) on the saved plan; raises
+    ``PolicyDenied`` when a blocking one denies it, ``PolicyError`` when one is broken."""
+    logger = get_run_logger()
+    plan = job.terraform().show_json(plan_file)
+    hidden = {name.removeprefix("TF_VAR_") for name in job.secret_variables()}
+    document = plan_document(
+        plan,
+        client_id=job.client_id,
+        target=job.target.name,
+        inputs=check.inputs,
+        labels=check.labels,
+        operation=check.operation,
+        hidden_variables=hidden,
+    )
+    results = PolicySet.load(job.settings.policy_dirs).evaluate(document, check.overridable)
+    for result in results:
+        result.messages = [job.redactor(m) for m in result.messages]
+        if result.outcome.value != "pass":
+            logger.warning(
+                "policy %s (%s): %s: %s",
+                result.policy,
+                result.level.value,
+                result.outcome.value,
+                " / ".join(result.messages),
+            )
+    if denied(results):
+        raise PolicyDenied(results)
+    logger.info("policies: %d checked, none blocks the plan", len(results))
+    return results
+
+
+class CheckedApply(CommandResult):
+    """An apply of a plan the policies passed, with their verdicts."""
+
+    policies: list[PolicyResult] = Field(default_factory=list)
+
+
 @task(name="terraform-apply", **TASK_OPTIONS)
-def terraform_apply(job: Job) -> CommandResult:
-    return unlocking(job, lambda tf: tf.apply(), applies=True)
+def terraform_apply(job: Job, check: PolicyCheck) -> CheckedApply:
+    """Plan into a file, check it against the policies, apply exactly that file. A retry
+    plans and checks again: the plan applied is always the plan checked."""
+    plan_file = job.workspace.plan_path(job.run_id or "apply")
+    try:
+        unlocking(job, lambda tf: tf.plan(out=plan_file))
+        policies = check_plan(job, plan_file, check)
+        applied = unlocking(job, lambda tf: tf.apply_plan(plan_file), applies=True)
+    finally:
+        plan_file.unlink(missing_ok=True)
+    return CheckedApply(**applied.model_dump(), policies=policies)
+
+
+@task(name="policy-check", **TASK_OPTIONS)
+def policy_check(job: Job, plan_file: Path, check: PolicyCheck) -> list[PolicyResult]:
+    return check_plan(job, plan_file, check)
 
 
 @task(name="terraform-plan", **TASK_OPTIONS)

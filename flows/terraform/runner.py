@@ -9,6 +9,7 @@ parse the ``-json`` events. ``subprocess`` without a shell gives us all three.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from flows.terraform.binary import TerraformBinary
 from flows.terraform.errors import classify
@@ -86,6 +88,22 @@ class Terraform:
             ["-input=false", "-json", f"-lock-timeout={self.lock_timeout}", str(plan_file)],
             log_name="apply",
         )
+
+    def show_json(self, plan_file: Path) -> dict[str, Any]:
+        """A saved plan as JSON (``terraform show -json``), for the policies; never logged:
+        it may hold values Terraform marks sensitive."""
+        proc = subprocess.run(
+            self._argv("show", ["-json", str(plan_file)]),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise classify([self.redact(proc.stderr)], command="show", exit_code=proc.returncode)
+        plan: dict[str, Any] = json.loads(proc.stdout)
+        return plan
 
     def destroy(self) -> CommandResult:
         return self._run(
