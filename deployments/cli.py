@@ -31,7 +31,9 @@ runs_app = typer.Typer(help="Runs: state, tasks, logs.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (an admin key is needed).", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(runs_app, name="runs")
+policy_app = typer.Typer(help="Plan policies (Rego): the built-ins and POLICY_DIR.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(policy_app, name="policy")
 console = Console()
 
 
@@ -292,10 +294,43 @@ def keys_revoke(key_id: str, as_json: JsonOpt = False) -> None:
     _show(_call("DELETE", f"/api/keys/{key_id}"), as_json)
 
 
+@policy_app.command("test")
+def policy_test(
+    directories: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Policy directories to test instead of the built-ins and POLICY_DIR."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the policies' own tests (every ``test_*`` rule, as ``opa test`` does); exit 1 when
+    one fails or a policy does not load, naming its file and line."""
+    from flows.policy import PolicyError, PolicySet
+
+    dirs = list(directories) if directories else _settings().policy_dirs
+    try:
+        outcomes = PolicySet.load(dirs).run_tests()
+    except PolicyError as exc:
+        if as_json:
+            print(json.dumps({"error": str(exc), "tests": []}, indent=2))
+        console.print(f"[red]policies do not load:[/red] {exc}")
+        raise typer.Exit(1) from None
+    failed = [o for o in outcomes if not o.passed]
+    if as_json:
+        print(json.dumps({"error": None, "tests": [o.__dict__ for o in outcomes]}, indent=2))
+    else:
+        table = Table("test", "file", "result")
+        for o in outcomes:
+            verdict = "[green]PASS[/green]" if o.passed else f"[red]FAIL[/red] {o.error}".rstrip()
+            table.add_row(f"data.{o.package}.{o.name}", o.file, verdict)
+        console.print(table)
+        console.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def doctor(as_json: JsonOpt = False) -> None:
-    """Check Terraform, the data dir, the state backend, Prefect, the gateway and the clouds'
-    credentials; say what is wrong and how to fix it."""
+    """Check Terraform, the data dir, the state backend, the policies, Prefect, the gateway and
+    the clouds' credentials; say what is wrong and how to fix it."""
     from deployments.doctor import diagnose
 
     findings = diagnose()

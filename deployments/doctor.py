@@ -62,12 +62,23 @@ def _credentials() -> list[Finding]:
     return found
 
 
+def _policies() -> str:
+    """The built-ins and POLICY_DIR parse (a broken one would fail every run closed)."""
+    from flows.policy import PolicySet
+
+    dirs = get_settings().policy_dirs
+    policies = PolicySet.load(dirs)
+    policies.engine()
+    return f"{len(policies.policies)} policies from {', '.join(str(d) for d in dirs)}"
+
+
 def diagnose() -> list[Finding]:
     settings = get_settings()
     return [
         _probe("Terraform", lambda: check_terraform(settings)),
         _probe("data dir", lambda: check_data_dir(settings)),
         _probe("state backend", lambda: check_state_backend(settings)),
+        _probe("policies", _policies),
         _probe("Prefect API", lambda: check_prefect(os.environ.get("PREFECT_API_URL"))),
         _probe("gateway", _gateway),
         *_credentials(),
