@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -122,30 +125,103 @@ class Stack:
         return {row["Service"]: row.get("Health") or row["State"] for row in rows}
 
 
-@contextlib.contextmanager
-def compose_stack(tmp_path: Path, image: str, base: str) -> Iterator[tuple[Stack, dict[str, str]]]:
-    secret_values = {
+SECRET_NAMES = ("PREFECT_AUTH_STRING", "API_KEY", "POSTGRES_PASSWORD", "MARIADB_ROOT_PASSWORD")
+
+
+def make_secrets(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The stack's secrets and the 0600 env file that holds them (compose.yaml's `.env`),
+    made before anything is built: they exist while the image is built, as on a machine
+    that followed compose.yaml's instructions, so an image that took them in would show."""
+    values = {
         "PREFECT_AUTH_STRING": f"admin:{secrets.token_hex(16)}",
         "API_KEY": secrets.token_hex(24),
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "MARIADB_ROOT_PASSWORD": secrets.token_hex(16),
     }
-    ports = {"GATEWAY_PORT": str(free_port()), "PREFECT_PORT": str(free_port())}
     env_file = tmp_path / "compose.env"
     fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.writelines(f"{k}={v}\n" for k, v in secret_values.items())
+        fh.writelines(f"{k}={v}\n" for k, v in values.items())
+    return values, env_file
+
+
+def build_context(tmp_path: Path, values: dict[str, str]) -> Path:
+    """The working tree (tracked and untracked files, not the ignored ones) copied, with the
+    secrets where a person who set the stack up has them: compose.yaml's `.env` and the
+    API key `make up` writes into `.tenantform/api-key`. Only .dockerignore and the
+    Dockerfile keep them out of the image."""
+    context = tmp_path / "context"
+    listed = _run("git", "ls-files", "-z", "-co", "--exclude-standard", cwd=PROJECT_ROOT).stdout
+    for name in filter(None, listed.split("\0")):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, context / name)
+    (context / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    (context / ".tenantform").mkdir()
+    (context / ".tenantform" / "api-key").write_text(values["API_KEY"] + "\n")
+    return context
+
+
+def build_image(context: Path, env_file: Path, env: dict[str, str], image: str) -> None:
+    """Built as compose.yaml's `build:` says (its context, Dockerfile, network and args,
+    interpolated from the env file that holds the secrets), by a shell that has the
+    secrets in its environment too."""
+    config = _run(
+        compose_binary(), "-f", str(context / "compose.yaml"), "--env-file", str(env_file),
+        "config", "--format", "json", env=env, cwd=context, timeout=120,
+    ).stdout  # fmt: skip
+    build = json.loads(config)["services"]["gateway"]["build"]
+    assert Path(build["context"]) == context, build
+    args = [a for k, v in (build.get("args") or {}).items() for a in ("--build-arg", f"{k}={v}")]
+    network = ["--network", build["network"]] if build.get("network") else []
+    _run(
+        "docker", "build", *network, "-q", "-f", str(context / build["dockerfile"]), *args,
+        "-t", image, str(context), env=env, timeout=1500,
+    )  # fmt: skip
+
+
+def image_layers_holding(image: str, needles: dict[str, str]) -> dict[str, list[str]]:
+    """Which of ``needles`` (name: value) are in the image's files: every layer of
+    `docker save`, read whole (gzip-compressed ones unpacked)."""
+    found: dict[str, list[str]] = {}
+    keep = max(len(v) for v in needles.values())
+    with subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE) as save:
+        assert save.stdout is not None
+        with tarfile.open(fileobj=save.stdout, mode="r|") as archive:
+            for member in archive:
+                blob = archive.extractfile(member) if member.isfile() else None
+                if blob is None or member.name.endswith((".json", "repositories")):
+                    continue
+                head = blob.read(2)
+                stream: Any = gzip.GzipFile(fileobj=blob) if head == b"\x1f\x8b" else blob
+                tail = b"" if head == b"\x1f\x8b" else head
+                while chunk := stream.read(1 << 20):
+                    data = tail + chunk
+                    for name, value in needles.items():
+                        if value.encode() in data and member.name not in found.get(name, []):
+                            found.setdefault(name, []).append(member.name)
+                    tail = data[-keep:]
+    assert save.wait(timeout=60) == 0, "docker save failed"
+    return found
+
+
+@contextlib.contextmanager
+def compose_stack(
+    image: str, base: str, values: dict[str, str], env_file: Path
+) -> Iterator[tuple[Stack, dict[str, str]]]:
+    ports = {"GATEWAY_PORT": str(free_port()), "PREFECT_PORT": str(free_port())}
     images = {
         "TENANTFORM_IMAGE": image,
         "TENANTFORM_BASE_IMAGE": base,
         "TENANTFORM_POSTGRES_IMAGE": stand_in("postgres", base),
         "TENANTFORM_MARIADB_IMAGE": stand_in("mariadb", base),
     }
-    env = {k: v for k, v in os.environ.items() if k not in secret_values and not k.startswith("COMPOSE_")}
+    env = {k: v for k, v in os.environ.items() if k not in values and not k.startswith("COMPOSE_")}
     env.update(ports | images)
     stack = Stack(f"tftest{uuid.uuid4().hex[:8]}", env_file, env)
     try:
-        yield stack, {**secret_values, **ports}
+        yield stack, {**values, **ports}
     except BaseException:
         print(stack("logs", "--no-color", "--tail", "60", check=False).stdout[-20000:])
         raise
@@ -172,13 +248,17 @@ def test_compose_stack_provisions_a_client_and_a_hospital(tmp_path: Path) -> Non
     timings["base image"] = time.monotonic() - started
 
     image = f"tenantform:test-{uuid.uuid4().hex[:8]}"
+    values, env_file = make_secrets(tmp_path)
     mark = time.monotonic()
-    _run(
-        "docker", "build", "--network", "host", "-q", "-f", str(PROJECT_ROOT / "deploy/docker/Dockerfile"),
-        "--build-arg", f"BASE_IMAGE={base}", "-t", image, str(PROJECT_ROOT), timeout=1500,
-    )  # fmt: skip
+    build_env = {**os.environ, **values, "TENANTFORM_BASE_IMAGE": base}
+    build_image(build_context(tmp_path, values), env_file, build_env, image)
     timings["tenantform image"] = time.monotonic() - mark
     try:
+        # The secrets existed while it was built; none is in its history or its files.
+        history = _run("docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+        assert "prepare_image.py" in history, history  # the history read is this build's
+        assert [n for n in SECRET_NAMES if values[n].split(":")[-1] in history] == []
+        assert image_layers_holding(image, {n: values[n].split(":")[-1] for n in SECRET_NAMES}) == {}
         config = json.loads(_run("docker", "image", "inspect", image).stdout)[0]["Config"]
         assert config["User"] == "tenantform"
         assert config["Healthcheck"]["Test"][-1] == "/app/deploy/docker/healthcheck.py"
@@ -190,7 +270,7 @@ def test_compose_stack_provisions_a_client_and_a_hospital(tmp_path: Path) -> Non
         assert "terraform-provider-localcloud_v0.1.0" in listing and listing.split()[-1] == "tenantform"
 
         mark = time.monotonic()
-        with compose_stack(tmp_path, image, base) as (stack, values):
+        with compose_stack(image, base, values, env_file) as (stack, values):
             stack("up", "-d", "--no-build", "--wait", "--wait-timeout", "420", timeout=600)
             timings["compose up --wait"] = time.monotonic() - mark
             health = stack.health()
@@ -270,12 +350,10 @@ def test_compose_stack_provisions_a_client_and_a_hospital(tmp_path: Path) -> Non
                 assert gone["status"] == "destroyed", gone
                 timings["destroy client"] = time.monotonic() - mark
 
-            # No secret reached the image or the workers' logs.
+            # No secret reached the services' logs.
             logs = stack("logs", "--no-color").stdout
-            for name in ("PREFECT_AUTH_STRING", "API_KEY", "POSTGRES_PASSWORD", "MARIADB_ROOT_PASSWORD"):
+            for name in SECRET_NAMES:
                 assert values[name].split(":")[-1] not in logs, f"{name} in the compose logs"
-            history = _run("docker", "history", "--no-trunc", image).stdout
-            assert values["API_KEY"] not in history
             mark = time.monotonic()
         timings["compose down -v"] = time.monotonic() - mark
     finally:
