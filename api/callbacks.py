@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,29 @@ import httpx
 from sqlalchemy import select
 
 from api.registry.db import Registry
-from api.registry.models import Callback
+from api.registry.models import Callback, Run
 
 log = logging.getLogger(__name__)
+
+
+def callback_body(run: Run) -> str:
+    """A run's end as its client's callback receives it (the seed APIs' names: a run is a
+    ``request_id``, a client a ``client_uuid``). SQLite hands timestamps back without their
+    zone; they were written in UTC."""
+    finished = run.finished_at
+    if finished is not None and finished.tzinfo is None:
+        finished = finished.replace(tzinfo=UTC)
+    return json.dumps(
+        {
+            "request_id": run.id,
+            "client_uuid": run.client_id,
+            "operation": run.operation,
+            "status": run.status,
+            "message": run.message,
+            "finished_at": finished.isoformat() if finished else None,
+        },
+        sort_keys=True,
+    )
 
 
 def signature(secret: str, timestamp: str, body: str) -> str:
@@ -43,7 +64,7 @@ class CallbackSender:
                 .order_by(Callback.next_at)
                 .limit(limit)
             ).all()
-            work = [(c.id, c.url, c.body) for c in due]
+            work = [(c.id, c.url, c.body or callback_body(c.run)) for c in due]
         delivered = 0
         async with httpx.AsyncClient(timeout=10) as client:
             for callback_id, url, body in work:

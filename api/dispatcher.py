@@ -4,6 +4,10 @@ Accepting a request never waits on Prefect: the route writes the registry and wa
 loop. Creation uses the run id as Prefect's idempotency key, so a retry after a timeout,
 a restart of the gateway, or two gateways racing can never start Terraform twice. While
 Prefect is slow or down the loop keeps the request and tries again.
+
+No accepted run is passed over without a word: one that must wait carries what it waits
+for as its message (another run of its client, its parent, its sub-clients, Prefect), one
+that never can run ends failed with why (``RunService.admit``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from prefect.exceptions import PrefectHTTPStatusError
 from api.callbacks import CallbackSender
 from api.prefect_gateway import FlowRunView, PrefectGateway
 from api.registry.models import Run, RunStatus
-from api.service import ClientService
-from api.sweeps import SweepService
+from api.runs.gate import Verdict
+from api.runs.service import RunService
+from api.runs.store import parameters
+from api.sweeps.service import SweepService
 from flows.contract import Operation
 from flows.locks import client_limit_name
 from flows.logs import bound
@@ -36,7 +42,7 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     def __init__(
         self,
-        service: ClientService,
+        runs: RunService,
         prefect: PrefectGateway,
         *,
         dispatch_interval: float,
@@ -44,17 +50,17 @@ class Dispatcher:
         late_after: float = 600.0,
         pending_after: float = 300.0,
         callbacks: CallbackSender | None = None,
-        sweeps: SweepService | None = None,
+        sweeps: SweepService,
     ) -> None:
-        self.service = service
-        self.sweeps = sweeps or SweepService(service)
+        self.runs = runs
+        self.sweeps = sweeps
         self.prefect = prefect
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
         self.late_after = late_after
         self.pending_after = pending_after
         self.on_dispatched: Callable[[float], None] = lambda _seconds: None
-        self.callbacks = callbacks or CallbackSender(service.registry, None)
+        self.callbacks = callbacks or CallbackSender(runs.registry, None)
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
         self._wake = asyncio.Event()
@@ -121,29 +127,46 @@ class Dispatcher:
             self._wake.clear()
 
     async def dispatch_pending(self) -> int:
-        dispatched = 0
-        for run in self.service.runs_in(RunStatus.accepted):
+        """Hand every admitted run to Prefect, oldest first. Once Prefect refuses one, the
+        rest are not tried this pass; each admitted one says it waits for Prefect, and why."""
+        dispatched, prefect_down = 0, ""
+        for run in self.runs.accepted():
             with bound(run_id=run.id, client_id=run.client_id):
-                wait, reason = self.service.blocker(run)
-                if reason and not wait:
-                    log.info("run %s failed before dispatch: %s", run.id, reason)
-                    self.service.end(run.id, RunStatus.failed, reason)
+                gate = self.runs.admit(run.id)
+                if gate is None or gate.verdict is Verdict.wait:
                     continue
-                if wait:
+                if gate.verdict is Verdict.refuse:
+                    log.info("run %s failed before dispatch: %s", run.id, gate.reason)
+                    continue
+                if prefect_down:
+                    self.runs.hold(run.id, f"waiting for Prefect: {prefect_down}")
                     continue
                 try:
                     flow_run_id = await self._create(run)
                 except Exception as exc:
-                    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                    log.warning("Prefect did not take request %s yet: %s", run.id, reason)
-                    self.service.note_dispatch_failure(run.id, reason)
-                    break
+                    prefect_down = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    log.warning("Prefect did not take request %s yet: %s", run.id, prefect_down)
+                    self.runs.dispatch_failed(run.id, prefect_down)
+                    continue
+                if not self.runs.dispatched(run.id, flow_run_id):
+                    await self._withdraw(run, flow_run_id)
+                    continue
                 log.info("run %s (%s) dispatched as flow run %s", run.id, run.operation, flow_run_id)
-            self.service.mark_dispatched(run.id, flow_run_id)
             created = run.created_at if run.created_at.tzinfo else run.created_at.replace(tzinfo=UTC)
             self.on_dispatched((datetime.now(UTC) - created).total_seconds())
             dispatched += 1
         return dispatched
+
+    async def _withdraw(self, run: Run, flow_run_id: str) -> None:
+        """The run ended (cancelled) while Prefect was creating its flow run: that flow run
+        must not act on the client."""
+        ended = self.runs.get_run(run.id)
+        reason = f"run {run.id} ended before Prefect took it: {ended.message}"
+        log.warning("%s; cancelling its flow run %s", reason, flow_run_id)
+        try:
+            await self.prefect.cancel_flow_run(flow_run_id, reason)
+        except Exception as exc:
+            log.error("flow run %s of ended run %s could not be cancelled: %s", flow_run_id, run.id, exc)
 
     async def dispatch_sweeps(self) -> int:
         """Accepted sweeps to Prefect, each once (the sweep id is the idempotency key)."""
@@ -172,7 +195,7 @@ class Dispatcher:
         return dispatched
 
     async def _create(self, run: Run) -> str:
-        params = self.service.parameters(run)
+        params = parameters(run)
         await self.prefect.ensure_client_limit(params.client_id)
         return await self.prefect.create_flow_run(
             workflow(Operation(run.operation)).deployment_name,
@@ -185,7 +208,7 @@ class Dispatcher:
         """Bring every open run in line with its flow run: ended, suspended for approval,
         deleted, or left unstarted past the bound. A cancel asked through the API is carried
         to Prefect here, so it survives Prefect being down when it was asked."""
-        runs = {r.flow_run_id: r for r in self.service.open_runs() if r.flow_run_id}
+        runs = {r.flow_run_id: r for r in self.runs.open_runs() if r.flow_run_id}
         if not runs:
             return 0
         views = await self.prefect.read_flow_runs(list(runs))
@@ -206,8 +229,8 @@ class Dispatcher:
         recorded = 0
         deployment = workflow(Operation.reconcile).deployment_name
         for flow_run_id, sweep in await self.prefect.read_finished_sweeps(deployment):
-            if not self.service.sweep_recorded(flow_run_id):
-                recorded += self.service.record_sweep(flow_run_id, sweep)
+            if not self.sweeps.recorded(flow_run_id):
+                recorded += self.sweeps.record(flow_run_id, sweep)
         return recorded
 
     async def _sync_one(self, run: Run, view: FlowRunView | None, now: datetime) -> RunStatus | None:
@@ -215,23 +238,23 @@ class Dispatcher:
         operation = Operation(run.operation)
         if view is None:
             reason = f"flow run {run.flow_run_id} no longer exists in Prefect (deleted)"
-            return self.service.end(run.id, RunStatus.failed, reason)
+            return self.runs.end(run.id, RunStatus.failed, reason)
         if view.completed:
             result = await self.prefect.read_result(view.id, operation, run.client_id)
             payload = result.model_dump(mode="json") if result else None
             message = (result.message if result else "") or _success(operation)
-            return self.service.end(run.id, RunStatus.completed, message, payload)
+            return self.runs.end(run.id, RunStatus.completed, message, payload)
         if view.cancelled or (run.cancel_reason and view.failed):
             reason = f"cancelled: {run.cancel_reason}" if run.cancel_reason else _cancelled_in_prefect(view)
-            return self.service.end(run.id, RunStatus.cancelled, reason)
+            return self.runs.end(run.id, RunStatus.cancelled, reason)
         if view.failed:
             message = view.message or f"flow run {view.state_name.lower()}"
-            return self.service.end(run.id, RunStatus.failed, message)
+            return self.runs.end(run.id, RunStatus.failed, message)
         if run.cancel_reason:
             await self.prefect.cancel_flow_run(view.id, run.cancel_reason)
             return None
-        if view.paused and run.status == RunStatus.in_progress:
-            self.service.awaiting_approval(run.id, "plan ready; waiting for approve or reject")
+        if view.paused and run.status == RunStatus.in_progress:  # else already recorded
+            self.runs.awaiting_approval(run.id, "plan ready; waiting for approve or reject")
         if view.pending_for(now) > self.pending_after:
             reason = f"a worker took the flow run but started nothing for {self.pending_after:.0f}s"
             if await self.prefect.reschedule(view.id, f"{reason}; handed back to the work pool"):
@@ -244,7 +267,7 @@ class Dispatcher:
                 "(is a worker polling the work pool?)"
             )
             await self.prefect.cancel_flow_run(view.id, reason)
-            return self.service.end(run.id, RunStatus.failed, reason)
+            return self.runs.end(run.id, RunStatus.failed, reason)
         return None
 
     async def _after_end(self, run: Run, ended: RunStatus) -> None:
@@ -254,7 +277,7 @@ class Dispatcher:
         try:
             if ended is RunStatus.completed and run.operation == Operation.destroy:
                 await self.prefect.delete_limit(limit)
-            elif ended is not RunStatus.completed and not self.service.has_live_run(run.client_id):
+            elif ended is not RunStatus.completed and not self.runs.has_live_run(run.client_id):
                 await self.prefect.free_client_slot(limit)
         except Exception as exc:
             log.warning("could not tidy concurrency limit %s: %s", limit, exc)

@@ -14,7 +14,10 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from api.callbacks import CallbackSender
+from api.clients.service import ClientService
 from api.dispatcher import Dispatcher
+from api.errors import Conflict, InvalidInput, NotFound
+from api.hospitals.service import HospitalService
 from api.keys import KeyService, RateLimiter
 from api.limits import BodySizeLimit, excerpt
 from api.metrics import Metrics, RequestCounter
@@ -23,9 +26,9 @@ from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
 from api.registry.models import InvalidTransition
 from api.responses import AIRFLOW_ROUTES
-from api.routes import clients, hospitals, keys, meta, provision, reconcile
-from api.service import ClientService, Conflict, InvalidInput, NotFound
-from api.sweeps import SweepService
+from api.routes import clients, hospitals, keys, meta, provision, reconcile, runs
+from api.runs.service import RunService
+from api.sweeps.service import SweepService
 from flows.logs import configure as configure_logging
 from flows.settings import get_settings
 
@@ -39,10 +42,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = Registry(settings.registry_url)
     registry.migrate()
     prefect = PrefectGateway()
-    service = ClientService(registry)
-    sweeps = SweepService(service)
+
+    def wake() -> None:  # a new request is dispatched at once
+        dispatcher.wake()
+
+    client_service, run_service = ClientService(registry, wake), RunService(registry, wake)
+    sweeps = SweepService(client_service, wake)
     dispatcher = Dispatcher(
-        service,
+        run_service,
         prefect,
         dispatch_interval=settings.dispatch_interval_seconds,
         sync_interval=settings.sync_interval_seconds,
@@ -53,9 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         sweeps=sweeps,
     )
-    service.wake = dispatcher.wake
-    app.state.registry, app.state.service, app.state.prefect = registry, service, prefect
-    app.state.dispatcher, app.state.sweeps = dispatcher, sweeps
+    app.state.registry, app.state.prefect, app.state.dispatcher = registry, prefect, dispatcher
+    app.state.clients, app.state.runs, app.state.sweeps = client_service, run_service, sweeps
+    app.state.hospitals = HospitalService(client_service)
     app.state.keys = KeyService(registry)
     app.state.metrics.attach(registry)
     dispatcher.on_dispatched = app.state.metrics.dispatch_latency.observe
@@ -105,6 +112,7 @@ def create_app() -> FastAPI:
         provision.router,
         hospitals.router,
         clients.router,
+        runs.router,
         reconcile.router,
         keys.router,
     ):

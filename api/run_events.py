@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.prefect_gateway import PrefectGateway
 from api.registry.models import Run, RunStatus
+from api.runs.service import RunService
 from api.schemas import ProgressView, TaskView, Timestamp
-from api.service import ClientService
 from flows.terraform.events import ApplyProgress
 
 LOG_LAG = timedelta(seconds=30)
@@ -63,7 +63,7 @@ stream is revoked; the stream closes after either."""
 class RunFollower:
     def __init__(
         self,
-        service: ClientService,
+        runs: RunService,
         prefect: PrefectGateway,
         run_id: str,
         *,
@@ -71,7 +71,7 @@ class RunFollower:
         patience: float = 30.0,
         admitted: Callable[[], bool] = lambda: True,
     ) -> None:
-        self.service, self.prefect, self.run_id = service, prefect, run_id
+        self.runs, self.prefect, self.run_id = runs, prefect, run_id
         self.poll, self.patience = poll, patience
         self.admitted = admitted
         """Whether the key that opened the stream still opens it, asked before each poll:
@@ -91,7 +91,7 @@ class RunFollower:
                 yield ServerSentEvent(event="error", id=str(next(ids)), data=revoked)
                 return
             try:
-                run = await run_in_threadpool(self.service.get_run, self.run_id)
+                run = await run_in_threadpool(self.runs.get_run, self.run_id)
                 changes = await self._changes(run)
             except Exception as exc:
                 if time.monotonic() - answered > self.patience:

@@ -224,20 +224,22 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def test_requests_on_one_client_take_turns_in_the_registry(registry_url: str) -> None:
     """Without the worker: what each burst accepts is only what a serial order would."""
+    from api.clients.service import ClientService
+    from api.errors import Conflict
     from api.registry.db import Registry
     from api.registry.models import InvalidTransition
-    from api.service import ClientService, Conflict
+    from api.runs.service import RunService
     from flows.contract import Operation
 
     registry = Registry(registry_url)
     registry.migrate()
-    service = ClientService(registry)
+    service, runs_of_clients = ClientService(registry), RunService(registry)
     try:
         for round_ in range(8):
             inputs = {"cloud_provider": "local", "instance_name_prefix": f"turns-{round_}", "count": 1}
             created = service.create_client(kind="instances", target="local", inputs=inputs)
             cid = created.client.id
-            service.cancel(created.run.id, "so that it may be retried")
+            runs_of_clients.cancel(created.run.id, "so that it may be retried")
             asks = [
                 lambda: service.retry(cid),
                 lambda: service.update_client(cid, {"count": 2}),
@@ -262,7 +264,7 @@ def test_requests_on_one_client_take_turns_in_the_registry(registry_url: str) ->
             retried = [a for a in answers[0::3] if a != "refused"]
             assert len(retried) <= 1, f"round {round_}: one cancelled run retried twice: {answers}"
             assert answers[2] == answers[5] != "refused", "both DELETEs answer with the one destroy"
-            runs, total = service.runs_of(cid, limit=20, offset=0)
+            runs, total = runs_of_clients.runs_of(cid, limit=20, offset=0)
             accepted = {a for a in answers if a != "refused"}
             assert total == 1 + len(accepted), (round_, answers)
             newest = runs[0]

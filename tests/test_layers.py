@@ -103,4 +103,4 @@ def test_the_walk_sees_every_layer() -> None:
     """Guard against a test that passes because it found nothing."""
     graph = _graph()
     assert {m.split(".")[0] for m in graph} == set(LAYERS)
-    assert "flows.contract" in graph["api.dispatcher"] | graph["api.service"]
+    assert "flows.contract" in graph["api.dispatcher"] | graph["api.runs.store"]

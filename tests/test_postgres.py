@@ -72,8 +72,8 @@ def test_pg_state_backend_keeps_each_client_in_its_own_schema(
 
 
 def test_registry_on_postgres(database: str) -> None:
+    from api.clients.service import ClientService
     from api.registry.db import Registry
-    from api.service import ClientService
 
     registry = Registry(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}")
     registry.migrate()

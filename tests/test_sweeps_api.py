@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.clients.service import ClientService
 from api.registry.db import Registry
 from api.registry.models import RunStatus
-from api.service import ClientService
+from api.runs.service import RunService
 from tests.support import free_port, http_ok, start_gateway, stop_process, wait_until
 
 KEY = "sweeps-key-0123456789"
@@ -39,8 +40,9 @@ def _ready_client(database_url: str) -> str:
     service = ClientService(registry)
     inputs = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "sw", "count": 1}
     accepted = service.create_client(kind="instances", target="local", inputs=inputs)
-    service.mark_dispatched(accepted.run.id, str(uuid.uuid4()))
-    service.end(accepted.run.id, RunStatus.completed, "built")
+    runs = RunService(registry)
+    runs.dispatched(accepted.run.id, str(uuid.uuid4()))
+    runs.end(accepted.run.id, RunStatus.completed, "built")
     registry.dispose()
     return accepted.run.client_id
 

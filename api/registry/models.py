@@ -79,6 +79,9 @@ CLIENT_EFFECTS: dict[Operation, tuple[ClientStatus, ClientStatus]] = {
 """The client's status while an operation runs and after it succeeds; when it fails the
 client is ``failed``. Operations not listed leave the client's status alone."""
 
+NEEDS_READY = frozenset({Operation.create_tables})
+"""Operations a client takes only when it is ready."""
+
 
 class Client(Base):
     __tablename__ = "clients"
@@ -126,6 +129,35 @@ class Client(Base):
         if self.gone or self.status == ClientStatus.failed:
             detail = f": {self.status_message}" if self.status_message else ""
             raise InvalidTransition(f"parent {self.id} is {self.status}{detail}")
+
+    def require_accepting(self, operation: Operation | None, destroying: Run | None) -> None:
+        """Whether the client takes a new run of ``operation`` (None: a change of its inputs
+        or settings): never once destroyed; once a destroy is accepted (``destroying``), only
+        that destroy, since anything else would run after it; ``NEEDS_READY`` operations
+        only on a ready client."""
+        self.require_live()
+        if operation is not Operation.destroy and destroying is not None:
+            raise InvalidTransition(
+                f"client {self.id} is being destroyed (run {destroying.id} is {destroying.status})"
+            )
+        if operation is not None and operation in NEEDS_READY:
+            self.require_ready(operation.value)
+
+    def require_destroyable(self, live_children: list[Client], *, cascade: bool) -> None:
+        """A parent is destroyed with its sub-clients only when asked to (``cascade``)."""
+        if live_children and not cascade:
+            names = ", ".join(c.id for c in live_children)
+            raise InvalidTransition(
+                f"client {self.id} still has {len(live_children)} sub-client(s) ({names}); "
+                "delete them first or pass cascade=true"
+            )
+
+    def require_retryable(self, last: Run | None) -> Run:
+        """The run a retry repeats: the client's last one, when it failed or was cancelled."""
+        if last is None or last.status not in (RunStatus.failed, RunStatus.cancelled):
+            state = "has no run" if last is None else f"last run {last.id} is {last.status}"
+            raise InvalidTransition(f"client {self.id} {state}; only a failed or cancelled run is retried")
+        return last
 
     def record_check(self, check: DriftCheck) -> None:
         """A sweep's finding. A skipped check (the client was busy) leaves the last one."""
@@ -209,6 +241,18 @@ class Run(Base):
         self.dispatch_attempts += 1
         self.message = f"waiting for Prefect: {reason}"[:500]
 
+    def held(self, reason: str) -> None:
+        """The run stays accepted, not handed to Prefect yet; ``reason`` says what it waits
+        for (another run of its client, its parent, its sub-clients, Prefect)."""
+        self._require(RunStatus.accepted)
+        self.message = reason[:500]
+
+    def awaiting_flow_run(self) -> str:
+        """The suspended flow run an approval resumes; refused unless the run awaits one."""
+        if self.status != RunStatus.awaiting_approval or self.flow_run_id is None:
+            raise InvalidTransition(f"run {self.id} is {self.status}, not awaiting approval")
+        return self.flow_run_id
+
     def waiting_for_approval(self, message: str) -> None:
         self._require(RunStatus.in_progress, RunStatus.awaiting_approval)
         self.status = RunStatus.awaiting_approval
@@ -218,6 +262,11 @@ class Run(Base):
         self._require(RunStatus.awaiting_approval, RunStatus.in_progress)
         self.status = RunStatus.in_progress
         self.message = "approved; applying the saved plan"
+
+    def reject(self) -> None:
+        """End a run awaiting approval without applying its plan."""
+        self.awaiting_flow_run()
+        self.request_cancel("plan rejected")
 
     def request_cancel(self, reason: str) -> None:
         """Ask for the run to stop. A run Prefect never took ends at once; one in Prefect
@@ -239,23 +288,10 @@ class Run(Base):
         self.finished_at = utcnow()
         self.client.run_finished(self)
         if self.client.callback_url:
-            # Written with the end itself: a crash after this commit still delivers it.
-            self.callbacks.append(Callback(url=self.client.callback_url, body=self.callback_body()))
-
-    def callback_body(self) -> str:
-        import json
-
-        return json.dumps(
-            {
-                "request_id": self.id,
-                "client_uuid": self.client_id,
-                "operation": self.operation,
-                "status": self.status,
-                "message": self.message,
-                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            },
-            sort_keys=True,
-        )
+            # Written with the end itself: a crash after this commit still delivers it. The
+            # body is the run's end in the callback's own shape, made when it is sent
+            # (``api.callbacks``); a run never changes once ended.
+            self.callbacks.append(Callback(url=self.client.callback_url, body=""))
 
 
 class DriftRecord(Base):
@@ -311,6 +347,7 @@ class Callback(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
     url: Mapped[str] = mapped_column(String(2048))
     body: Mapped[str] = mapped_column(Text)
+    """Empty: the body is made from ``run`` when sent. Rows written before that carry it."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]

@@ -1,34 +1,29 @@
-"""The generic client API: list, status, outputs, change, retry, plan, delete, and runs
-(history, approve, reject, cancel)."""
+"""The generic client API: list, status, outputs, change, settings, retry, plan, delete,
+and a client's runs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from api.auth import ApiKey, still_admitted
-from api.deps import Prefect, Service
-from api.registry.models import Approval, ClientStatus, Run
-from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
-from api.run_events import EVENTS, RunFollower
+from api.auth import ApiKey
+from api.clients.filters import ClientFilter
+from api.deps import Clients, Runs
+from api.errors import Conflict
+from api.registry.models import Approval, ClientStatus
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND
+from api.routes.paging import Limit, Offset
 from api.schemas import (
     Accepted,
     ClientList,
     ClientSettings,
     ClientView,
     OutputsView,
-    ProgressView,
     RunList,
     RunSummary,
-    RunView,
-    TaskView,
 )
-from api.service import ClientFilter, Conflict
-from api.settings import get_gateway_settings
 from flows.contract import DriftStatus, Operation
 
 router = APIRouter(
@@ -38,13 +33,10 @@ router = APIRouter(
     responses={**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT},
 )
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
-Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
-
 
 @router.get("/clients", response_model=ClientList)
 def list_clients(
-    service: Service,
+    clients: Clients,
     status: Annotated[ClientStatus | None, Query(description="Only clients in this status.")] = None,
     drift: Annotated[DriftStatus | None, Query(description="Only clients with this drift status.")] = None,
     target: Annotated[str | None, Query(max_length=64, description="Only clients of this target.")] = None,
@@ -54,20 +46,20 @@ def list_clients(
 ) -> ClientList:
     """Read from the registry only (indexed filters): no call to Prefect per client."""
     filters = ClientFilter(status=status, drift=drift, target=target, parent=parent)
-    clients, total = service.list_clients(limit=limit, offset=offset, filters=filters)
-    return ClientList(total=total, limit=limit, offset=offset, clients=[ClientView.of(c) for c in clients])
+    found, total = clients.list_clients(limit=limit, offset=offset, filters=filters)
+    return ClientList(total=total, limit=limit, offset=offset, clients=[ClientView.of(c) for c in found])
 
 
 @router.get("/clients/{client_uuid}/status", response_model=ClientView)
-def client_status(client_uuid: UUID, service: Service) -> ClientView:
-    client, latest = service.get_client(str(client_uuid))
+def client_status(client_uuid: UUID, clients: Clients) -> ClientView:
+    client, latest = clients.get_client(str(client_uuid))
     return ClientView.of(client, latest)
 
 
 @router.get("/clients/{client_uuid}/outputs", response_model=OutputsView)
-def client_outputs(client_uuid: UUID, service: Service) -> OutputsView:
+def client_outputs(client_uuid: UUID, clients: Clients) -> OutputsView:
     """Terraform outputs; values Terraform marks sensitive are never returned, only named."""
-    client, latest = service.get_client(str(client_uuid))
+    client, latest = clients.get_client(str(client_uuid))
     hidden: list[str] = []
     if latest is not None and latest.operation == Operation.provision and latest.result:
         hidden = latest.result.get("sensitive_outputs", [])
@@ -79,11 +71,11 @@ def client_outputs(client_uuid: UUID, service: Service) -> OutputsView:
 @router.delete("/clients/{client_uuid}", status_code=202, response_model=Accepted)
 def delete_client(
     client_uuid: UUID,
-    service: Service,
+    clients: Clients,
     cascade: Annotated[bool, Query(description="Also destroy sub-clients (sub-hospitals).")] = False,
 ) -> Accepted:
     """Destroy the client's stack through a flow run."""
-    accepted = service.start_operation(str(client_uuid), Operation.destroy, cascade=cascade)
+    accepted = clients.start_operation(str(client_uuid), Operation.destroy, cascade=cascade)
     return Accepted.of(accepted.run, accepted.created)
 
 
@@ -105,7 +97,7 @@ PerRequestApproval = Annotated[
 )
 def change_client(
     client_uuid: UUID,
-    service: Service,
+    clients: Clients,
     response: Response,
     patch: Annotated[
         dict[str, Any],
@@ -118,17 +110,17 @@ def change_client(
     approval: PerRequestApproval = None,
 ) -> Accepted:
     """Validated by the target's own model; a provision run applies the difference."""
-    accepted = service.update_client(str(client_uuid), patch, approval=approval)
+    accepted = clients.update_client(str(client_uuid), patch, approval=approval)
     if accepted is None:
         response.status_code = 200
-        client, latest = service.get_client(str(client_uuid))
+        client, latest = clients.get_client(str(client_uuid))
         return Accepted.unchanged(client.id, latest)
     return Accepted.of(accepted.run, accepted.created)
 
 
 @router.put("/clients/{client_uuid}/settings", response_model=ClientView)
 def client_settings(
-    client_uuid: UUID, body: ClientSettings, service: Service, request: Request
+    client_uuid: UUID, body: ClientSettings, clients: Clients, request: Request
 ) -> ClientView:
     if (
         "callback_url" in body.model_fields_set
@@ -136,105 +128,33 @@ def client_settings(
         and not callbacks_signed(request)
     ):
         raise Conflict("set CALLBACK_SECRET on the gateway first: callbacks are always signed")
-    service.configure(
+    clients.configure(
         str(client_uuid),
         approval=body.approval,
         remediation=body.remediation,
         callback_url=str(body.callback_url) if body.callback_url else None,
         set_callback="callback_url" in body.model_fields_set,
     )
-    client, latest = service.get_client(str(client_uuid))
+    client, latest = clients.get_client(str(client_uuid))
     return ClientView.of(client, latest)
 
 
 @router.post("/clients/{client_uuid}/retry", status_code=202, response_model=Accepted)
-def retry_client(client_uuid: UUID, service: Service, approval: PerRequestApproval = None) -> Accepted:
+def retry_client(client_uuid: UUID, clients: Clients, approval: PerRequestApproval = None) -> Accepted:
     """The last run again (same operation, same inputs); 409 unless it failed or was cancelled."""
-    accepted = service.retry(str(client_uuid), approval=approval)
+    accepted = clients.retry(str(client_uuid), approval=approval)
     return Accepted.of(accepted.run, accepted.created)
 
 
 @router.post("/clients/{client_uuid}/plan", status_code=202, response_model=Accepted)
-def plan_client(client_uuid: UUID, service: Service) -> Accepted:
+def plan_client(client_uuid: UUID, clients: Clients) -> Accepted:
     """A speculative plan: the run's result has the change summary and the resources."""
-    accepted = service.start_operation(str(client_uuid), Operation.plan)
+    accepted = clients.start_operation(str(client_uuid), Operation.plan)
     return Accepted.of(accepted.run, accepted.created)
 
 
 @router.get("/clients/{client_uuid}/runs", response_model=RunList)
-def client_runs(client_uuid: UUID, service: Service, limit: Limit = 50, offset: Offset = 0) -> RunList:
+def client_runs(client_uuid: UUID, runs: Runs, limit: Limit = 50, offset: Offset = 0) -> RunList:
     """Newest first."""
-    runs, total = service.runs_of(str(client_uuid), limit=limit, offset=offset)
-    return RunList(total=total, limit=limit, offset=offset, runs=[RunSummary.of(r) for r in runs])
-
-
-@router.post("/runs/{run_id}/approve", response_model=RunSummary, responses=UNAVAILABLE)
-async def approve_run(run_id: UUID, service: Service, prefect: Prefect) -> RunSummary:
-    """Apply exactly the plan the run saved; a plan made stale by another apply is refused."""
-    flow_run_id = service.awaiting_approval_flow_run(str(run_id))
-    try:
-        await prefect.resume(flow_run_id, {"approve": True})
-    except Exception as exc:
-        raise HTTPException(503, f"Prefect did not take the approval: {exc}") from None
-    return RunSummary.of(service.approve(str(run_id)))
-
-
-@router.post("/runs/{run_id}/reject", response_model=RunSummary)
-def reject_run(run_id: UUID, service: Service) -> RunSummary:
-    """End a run awaiting approval without applying its plan."""
-    service.awaiting_approval_flow_run(str(run_id))
-    return RunSummary.of(service.cancel(str(run_id), "plan rejected"))
-
-
-@router.post("/runs/{run_id}/cancel", response_model=RunSummary)
-def cancel_run(run_id: UUID, service: Service) -> RunSummary:
-    """Works in every open state; Terraform is interrupted so that it releases its lock and
-    the run ends ``cancelled``. 409 when the run has already ended."""
-    return RunSummary.of(service.cancel(str(run_id), "cancelled through the API"))
-
-
-@router.get("/runs/{run_id}", response_model=RunView)
-async def get_run(
-    run_id: UUID,
-    service: Service,
-    prefect: Prefect,
-    logs: Annotated[bool, Query(description="Include the run's log lines.")] = False,
-) -> RunView:
-    run = service.get_run(str(run_id))
-    view = RunView.of(run)
-    if run.flow_run_id:
-        view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]
-        progress = await prefect.read_progress(run.flow_run_id, run.client_id)
-        view.progress = ProgressView.of(progress) if progress else None
-        if logs:
-            view.logs = await prefect.read_logs(run.flow_run_id)
-    return view
-
-
-async def followed_run(run_id: UUID, service: Service, prefect: Prefect) -> Run:
-    """Checked before the stream opens, so these answer with a status code: an unknown run
-    is a 404, an unreachable Prefect a 503 (a stream would otherwise never see an end)."""
-    run = service.get_run(str(run_id))
-    problem = await prefect.healthy()
-    if problem is not None:
-        raise HTTPException(503, f"Prefect did not answer: {problem}")
-    return run
-
-
-@router.get(
-    "/runs/{run_id}/events",
-    response_class=EventSourceResponse,
-    responses=as_json({**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT, **UNAVAILABLE}),
-    response_description=EVENTS,
-)
-async def run_events(
-    run: Annotated[Run, Depends(followed_run)], service: Service, prefect: Prefect, request: Request
-) -> AsyncIterator[ServerSentEvent]:
-    """Follow a run as server-sent events (`curl -N`): its status, task states, log lines
-    and Terraform progress as they change, then its end; the stream closes when the run
-    has ended (at once, after its history, for a run already ended), or with an `error`
-    event once the key that opened it is revoked."""
-    poll = get_gateway_settings().sync_interval_seconds
-    follower = RunFollower(service, prefect, run.id, poll=poll, admitted=still_admitted(request))
-    async for event in follower.events():
-        yield event
+    found, total = runs.runs_of(str(client_uuid), limit=limit, offset=offset)
+    return RunList(total=total, limit=limit, offset=offset, runs=[RunSummary.of(r) for r in found])

@@ -8,10 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 
 from api.auth import AdminKey
+from api.errors import NotFound
 from api.keys import KeyService
 from api.responses import BAD_BODY, GUARDED, NOT_FOUND
 from api.schemas import KeyCreate, KeyCreated, KeyView
-from api.service import NotFound
 
 router = APIRouter(
     prefix="/api/keys", tags=["keys"], dependencies=[AdminKey], responses={**BAD_BODY, **GUARDED}

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from api.auth import ApiKey
-from api.deps import Prefect, Service
+from api.deps import Prefect, RegistryDep
 from api.responses import GUARDED
 from flows.targets import all_targets
 from flows.workflows import workflows
@@ -31,11 +31,11 @@ class Health(BaseModel):
     response_model=Health,
     responses={503: {"model": Health, "description": "A dependency is down; the checks say which."}},
 )
-async def health(service: Service, prefect: Prefect) -> JSONResponse:
+async def health(registry: RegistryDep, prefect: Prefect) -> JSONResponse:
     """No auth. 200 when the registry and the Prefect API answer; 503 naming what is down."""
     checks: dict[str, str] = {}
     try:
-        with service.registry.session() as session:
+        with registry.session() as session:
             session.execute(text("SELECT 1"))
         checks["registry"] = "ok"
     except Exception as exc:

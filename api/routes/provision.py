@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header
 
 from api.auth import KeyOrBasic
-from api.deps import Service
+from api.deps import Clients, Runs
 from api.responses import CONFLICT, GUARDED, NOT_FOUND
 from api.schemas import ProvisionRequest, ProvisionResponse
 from flows.targets import by_cloud_provider
@@ -29,12 +29,12 @@ IdempotencyKey = Annotated[
 @router.post("/provision", status_code=202, response_model=ProvisionResponse, responses=CONFLICT)
 def provision(
     body: ProvisionRequest,
-    service: Service,
+    clients: Clients,
     idempotency_key: IdempotencyKey = None,
 ) -> ProvisionResponse:
     """Accept a request for ``count`` instances; a flow run builds them."""
     target = by_cloud_provider()[body.cloud_provider]
-    accepted = service.create_client(
+    accepted = clients.create_client(
         kind="instances",
         target=target.name,
         inputs=body.model_dump(mode="json"),
@@ -45,5 +45,5 @@ def provision(
 
 
 @router.get("/status/{request_id}", response_model=ProvisionResponse, responses=NOT_FOUND)
-def status(request_id: UUID, service: Service) -> ProvisionResponse:
-    return ProvisionResponse.of(service.get_run(str(request_id)))
+def status(request_id: UUID, runs: Runs) -> ProvisionResponse:
+    return ProvisionResponse.of(runs.get_run(str(request_id)))

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, Query
 
 from api.auth import ApiKey
-from api.deps import Service, Sweeps
+from api.clients.filters import ClientFilter
+from api.deps import Sweeps
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE
+from api.routes.paging import Limit, Offset
 from api.schemas import DriftCheckView, DriftReport, DriftView, FleetPage, SweepView
-from api.service import ClientFilter
 
 router = APIRouter(
     prefix="/api",
@@ -35,13 +36,9 @@ def reconcile_fleet(
 
 
 @router.post("/clients/{client_uuid}/reconcile", status_code=202, response_model=SweepView)
-def reconcile_client(client_uuid: UUID, service: Service, sweeps: Sweeps) -> SweepView:
+def reconcile_client(client_uuid: UUID, sweeps: Sweeps) -> SweepView:
     """A sweep of this one client; 409 unless it is ready (or busy with a run)."""
-    client, _ = service.get_client(str(client_uuid))
-    _, matching = service.sweep_targets(ClientFilter(), client_id=client.id, limit=0)
-    if not matching:
-        raise HTTPException(409, f"client {client.id} is {client.status}: there is no settled state to check")
-    return SweepView.of(sweeps.accept(ClientFilter(), client_id=client.id))
+    return SweepView.of(sweeps.accept_for_client(str(client_uuid)))
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepView)
@@ -52,10 +49,10 @@ def sweep_status(sweep_id: UUID, sweeps: Sweeps) -> SweepView:
 
 @router.get("/clients/{client_uuid}/drift", response_model=DriftReport)
 def client_drift(
-    client_uuid: UUID, service: Service, history: Annotated[int, Query(ge=0, le=200)] = 20
+    client_uuid: UUID, sweeps: Sweeps, history: Annotated[int, Query(ge=0, le=200)] = 20
 ) -> DriftReport:
     """The last check and the ones before it, newest first."""
-    client, records = service.drift_of(str(client_uuid), history)
+    client, records = sweeps.drift_of(str(client_uuid), history)
     return DriftReport(
         **DriftView.of(client).model_dump(),
         client_uuid=client.id,
@@ -65,11 +62,7 @@ def client_drift(
 
 
 @router.get("/reconcile/fleet", response_model=FleetPage)
-def fleet_page(
-    service: Service,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> FleetPage:
+def fleet_page(sweeps: Sweeps, limit: Limit = 1000, offset: Offset = 0) -> FleetPage:
     """What a scheduled sweep plans, a page at a time (inputs, never secrets)."""
-    targets, total = service.sweep_targets(ClientFilter(), limit=limit, offset=offset)
+    targets, total = sweeps.fleet(ClientFilter(), limit=limit, offset=offset)
     return FleetPage(total=total, clients=targets)

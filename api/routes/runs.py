@@ -1,0 +1,97 @@
+"""Runs: one run (with its tasks, progress and logs), followed as events, approved,
+rejected or cancelled. A client's runs are listed under its own path (``clients.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api.auth import ApiKey, still_admitted
+from api.deps import Prefect, Runs
+from api.registry.models import Run
+from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
+from api.run_events import EVENTS, RunFollower
+from api.schemas import ProgressView, RunSummary, RunView, TaskView
+from api.settings import get_gateway_settings
+
+router = APIRouter(
+    prefix="/api",
+    tags=["runs"],
+    dependencies=[ApiKey],
+    responses={**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT},
+)
+
+
+@router.post("/runs/{run_id}/approve", response_model=RunSummary, responses=UNAVAILABLE)
+async def approve_run(run_id: UUID, runs: Runs, prefect: Prefect) -> RunSummary:
+    """Apply exactly the plan the run saved; a plan made stale by another apply is refused."""
+    flow_run_id = runs.awaiting_flow_run(str(run_id))
+    try:
+        await prefect.resume(flow_run_id, {"approve": True})
+    except Exception as exc:
+        raise HTTPException(503, f"Prefect did not take the approval: {exc}") from None
+    return RunSummary.of(runs.approve(str(run_id)))
+
+
+@router.post("/runs/{run_id}/reject", response_model=RunSummary)
+def reject_run(run_id: UUID, runs: Runs) -> RunSummary:
+    """End a run awaiting approval without applying its plan."""
+    return RunSummary.of(runs.reject(str(run_id)))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunSummary)
+def cancel_run(run_id: UUID, runs: Runs) -> RunSummary:
+    """Works in every open state; Terraform is interrupted so that it releases its lock and
+    the run ends ``cancelled``. 409 when the run has already ended."""
+    return RunSummary.of(runs.cancel(str(run_id), "cancelled through the API"))
+
+
+@router.get("/runs/{run_id}", response_model=RunView)
+async def get_run(
+    run_id: UUID,
+    runs: Runs,
+    prefect: Prefect,
+    logs: Annotated[bool, Query(description="Include the run's log lines.")] = False,
+) -> RunView:
+    run = runs.get_run(str(run_id))
+    view = RunView.of(run)
+    if run.flow_run_id:
+        view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]
+        progress = await prefect.read_progress(run.flow_run_id, run.client_id)
+        view.progress = ProgressView.of(progress) if progress else None
+        if logs:
+            view.logs = await prefect.read_logs(run.flow_run_id)
+    return view
+
+
+async def followed_run(run_id: UUID, runs: Runs, prefect: Prefect) -> Run:
+    """Checked before the stream opens, so these answer with a status code: an unknown run
+    is a 404, an unreachable Prefect a 503 (a stream would otherwise never see an end)."""
+    run = runs.get_run(str(run_id))
+    problem = await prefect.healthy()
+    if problem is not None:
+        raise HTTPException(503, f"Prefect did not answer: {problem}")
+    return run
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=EventSourceResponse,
+    responses=as_json({**BAD_BODY, **GUARDED, **NOT_FOUND, **CONFLICT, **UNAVAILABLE}),
+    response_description=EVENTS,
+)
+async def run_events(
+    run: Annotated[Run, Depends(followed_run)], runs: Runs, prefect: Prefect, request: Request
+) -> AsyncIterator[ServerSentEvent]:
+    """Follow a run as server-sent events (`curl -N`): its status, task states, log lines
+    and Terraform progress as they change, then its end; the stream closes when the run
+    has ended (at once, after its history, for a run already ended), or with an `error`
+    event once the key that opened it is revoked."""
+    poll = get_gateway_settings().sync_interval_seconds
+    follower = RunFollower(runs, prefect, run.id, poll=poll, admitted=still_admitted(request))
+    async for event in follower.events():
+        yield event
