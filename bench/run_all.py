@@ -14,6 +14,7 @@ for script in (
     "bench.list_clients",
     "bench.scale_out",
     "bench.fault_matrix",
+    "bench.policy",
 ):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, "-m", script], check=True)
