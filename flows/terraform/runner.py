@@ -143,7 +143,7 @@ class Terraform:
         log_path: Path = self.workspace.log_path(log_name)
         started = time.monotonic()
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as log_file:
+        with os.fdopen(fd, "w", buffering=1) as log_file:  # line by line: a tail sees it live
             log_file.write(self.redact(f"# {self.binary} {command} {' '.join(args)}") + "\n")
             with subprocess.Popen(
                 self._argv(command, args),
