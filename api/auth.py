@@ -111,6 +111,14 @@ def still_admitted(request: Request) -> Callable[[], bool]:
     return admitted
 
 
+async def require_policy_override(request: Request, settings: Settings, key: KeyHeader) -> None:
+    caller = _by_key(request, settings, key) if key else None
+    if caller is None:
+        raise _unauthorized("missing X-API-Key header" if not key else "invalid X-API-Key", basic=False)
+    _admit(request, caller, Scope.policy_override)
+
+
 ApiKey = Depends(require_api_key)
+PolicyOverrideKey = Depends(require_policy_override)
 AdminKey = Depends(require_admin)
 KeyOrBasic = Depends(require_key_or_basic)

@@ -31,7 +31,7 @@ from api.runs.gate import Verdict
 from api.runs.service import RunService
 from api.runs.store import parameters
 from api.sweeps.service import SweepService
-from flows.contract import Operation
+from flows.contract import Operation, PolicyResult
 from flows.locks import client_limit_name
 from flows.logs import bound
 from flows.workflows import workflow
@@ -60,6 +60,7 @@ class Dispatcher:
         self.late_after = late_after
         self.pending_after = pending_after
         self.on_dispatched: Callable[[float], None] = lambda _seconds: None
+        self.on_policies: Callable[[list[PolicyResult]], None] = lambda _results: None
         self.callbacks = callbacks or CallbackSender(runs.registry, None)
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
@@ -241,6 +242,8 @@ class Dispatcher:
             return self.runs.end(run.id, RunStatus.failed, reason)
         if view.completed:
             result = await self.prefect.read_result(view.id, operation, run.client_id)
+            if result is not None and result.policies:
+                self.on_policies(result.policies)
             payload = result.model_dump(mode="json") if result else None
             message = (result.message if result else "") or _success(operation)
             return self.runs.end(run.id, RunStatus.completed, message, payload)
@@ -249,7 +252,12 @@ class Dispatcher:
             return self.runs.end(run.id, RunStatus.cancelled, reason)
         if view.failed:
             message = view.message or f"flow run {view.state_name.lower()}"
-            return self.runs.end(run.id, RunStatus.failed, message)
+            # A run denied by a policy published its result (the verdicts) before failing.
+            result = await self.prefect.read_result(view.id, operation, run.client_id)
+            if result is not None and result.policies:
+                self.on_policies(result.policies)
+            payload = result.model_dump(mode="json") if result else None
+            return self.runs.end(run.id, RunStatus.failed, message, payload)
         if run.cancel_reason:
             await self.prefect.cancel_flow_run(view.id, run.cancel_reason)
             return None

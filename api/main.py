@@ -66,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.keys = KeyService(registry)
     app.state.metrics.attach(registry)
     dispatcher.on_dispatched = app.state.metrics.dispatch_latency.observe
+    dispatcher.on_policies = app.state.metrics.count_policies
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     dispatcher.start()
     if backup is not None:

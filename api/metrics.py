@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.registry.db import Registry
 from api.registry.models import Client, ClientStatus, Run, RunStatus
+from flows.contract import PolicyResult
 
 
 class RegistryCollector(Collector):
@@ -69,6 +70,18 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.prometheus,
         )
+
+        self.policy_results = Counter(
+            "tenantform_policy_results",
+            "Policy verdicts on the plans of ended runs, by policy, level and result "
+            "(result=deny: the denials per policy)",
+            ["policy", "level", "result"],
+            registry=self.prometheus,
+        )
+
+    def count_policies(self, results: list[PolicyResult]) -> None:
+        for r in results:
+            self.policy_results.labels(r.policy, r.level.value, r.outcome.value).inc()
 
     def attach(self, registry: Registry) -> None:
         self.prometheus.register(RegistryCollector(registry))

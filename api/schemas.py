@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope, Sweep
 from flows.clouds.instances import InstanceOutput
-from flows.contract import Remediation, ResourceChange, SweepTarget
+from flows.contract import PolicyOverride, PolicyResult, Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
 from flows.terraform.events import ApplyProgress
 
@@ -269,9 +269,32 @@ class RunView(RunSummary):
         "(updated every few seconds while it runs); null until Terraform applies anything.",
     )
 
+    policies: list[PolicyResult] = Field(
+        default_factory=list,
+        description="Each policy's verdict on the run's plan (pass, warn, deny, overridden) with "
+        "its messages; empty until the run has checked a plan.",
+    )
+    policy_override: PolicyOverride | None = Field(
+        None, description="The override this run carries (POST /api/runs/{run_id}/override)."
+    )
+
     @classmethod
     def of(cls, run: Run) -> RunView:
-        return cls(**RunSummary.of(run).model_dump(), client_uuid=run.client_id, result=run.result)
+        return cls(
+            **RunSummary.of(run).model_dump(),
+            client_uuid=run.client_id,
+            result=run.result,
+            policies=(run.result or {}).get("policies", []),
+            policy_override=(run.parameters or {}).get("policy_override"),
+        )
+
+
+class OverrideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(
+        min_length=3, max_length=500, description="Why the policies may be broken this once (recorded)."
+    )
 
 
 class Accepted(BaseModel):
@@ -329,7 +352,10 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, examples=["ci-pipeline"])
-    scope: Scope = Field(description="read, write (includes read) or admin (includes both).")
+    scope: Scope = Field(
+        description="read, write (includes read), policy:override (write, and overriding a "
+        "soft-mandatory policy for one run) or admin (includes all)."
+    )
 
 
 class KeyView(BaseModel):

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 from api.clients import store
 from api.clients.filters import ClientFilter
 from api.errors import Conflict, InvalidInput, NotFound
+from api.keys import caller_name
 from api.merge_patch import merge_patch, value_at
 from api.registry.db import Registry
-from api.registry.models import Approval, Client, ClientStatus, Run, RunStatus, new_id
+from api.registry.models import Approval, Client, ClientStatus, InvalidTransition, Run, RunStatus, new_id
 from api.runs import store as runs
 from api.runs.store import Accepted, fingerprint
-from flows.contract import Operation, Remediation
+from flows.contract import Operation, PolicyOverride, Remediation
 from flows.targets import get_target
 
 
@@ -169,6 +170,38 @@ class ClientService:
             last = client.require_retryable(runs.latest(session, client_id))
             operation, inputs = Operation(last.operation), runs.parameters(last).inputs
             run = runs.add(session, client, operation, None, last.fingerprint, inputs, approval)
+        self.wake()
+        return Accepted(run=run, client=client, created=True)
+
+    def override(self, run_id: str, reason: str) -> Accepted:
+        """A run denied by soft-mandatory policies again, same operation and inputs, carrying
+        the override (who, why, which policies) in its flow parameters. 409 unless it is its
+        client's last run and only soft-mandatory policies denied it."""
+        with self.registry.session() as session:
+            denied = runs.get(session, run_id)
+            client = store.locked(session, denied.client_id)
+            client.require_accepting(None, runs.open_run(session, client.id, Operation.destroy))
+            last = client.require_retryable(runs.latest(session, client.id))
+            if last.id != denied.id:
+                raise InvalidTransition(f"run {run_id} is not client {client.id}'s last run ({last.id} is)")
+            params = runs.parameters(denied)
+            override = PolicyOverride(
+                by=caller_name.get() or "unknown",
+                reason=reason,
+                policies=denied.overridable_policies(),
+                overrides_run=denied.id,
+            )
+            approval = Approval.required if params.approval_required else Approval.auto
+            run = runs.add(
+                session,
+                client,
+                Operation(denied.operation),
+                None,
+                denied.fingerprint,
+                params.inputs,
+                approval,
+                policy_override=override,
+            )
         self.wake()
         return Accepted(run=run, client=client, created=True)
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from flows.contract import DriftCheck, DriftStatus, Operation, Remediation
+from flows.contract import DriftCheck, DriftStatus, Operation, PolicyLevel, PolicyOutcome, Remediation
 
 
 def utcnow() -> datetime:
@@ -278,6 +278,21 @@ class Run(Base):
         else:
             self.message = f"cancelling: {reason}"
 
+    def overridable_policies(self) -> list[str]:
+        """The soft-mandatory policies that denied this run, for an override; refused when
+        the run was not denied by a policy, or when a hard-mandatory one denied it too."""
+        denied = [
+            p for p in (self.result or {}).get("policies", []) if p.get("outcome") == PolicyOutcome.deny.value
+        ]
+        if self.status != RunStatus.failed or not denied:
+            raise InvalidTransition(f"run {self.id} was not denied by a policy; nothing to override")
+        if hard := [p["policy"] for p in denied if p.get("level") != PolicyLevel.soft_mandatory.value]:
+            raise InvalidTransition(
+                f"run {self.id} was denied by {', '.join(hard)} ({PolicyLevel.hard_mandatory.value}): "
+                "it cannot be overridden"
+            )
+        return [p["policy"] for p in denied]
+
     def end(self, status: RunStatus, message: str, result: dict[str, Any] | None) -> None:
         if not status.terminal:
             raise InvalidTransition(f"{status} is not an end")
@@ -315,6 +330,8 @@ class Scope(enum.StrEnum):
 
     read = "read"
     write = "write"
+    policy_override = "policy:override"
+    """``write``, and overriding a soft-mandatory policy's denial for one run."""
     admin = "admin"
 
     def allows(self, needed: Scope) -> bool:
@@ -332,7 +349,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(12))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
-    scope: Mapped[str] = mapped_column(String(8))
+    scope: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 

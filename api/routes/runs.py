@@ -10,12 +10,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.auth import ApiKey, still_admitted
-from api.deps import Prefect, Runs
+from api.auth import ApiKey, PolicyOverrideKey, still_admitted
+from api.deps import Clients, Prefect, Runs
 from api.registry.models import Run
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
 from api.run_events import EVENTS, RunFollower
-from api.schemas import ProgressView, RunSummary, RunView, TaskView
+from api.schemas import Accepted, OverrideRequest, ProgressView, RunSummary, RunView, TaskView
 from api.settings import get_gateway_settings
 
 router = APIRouter(
@@ -41,6 +41,21 @@ async def approve_run(run_id: UUID, runs: Runs, prefect: Prefect) -> RunSummary:
 def reject_run(run_id: UUID, runs: Runs) -> RunSummary:
     """End a run awaiting approval without applying its plan."""
     return RunSummary.of(runs.reject(str(run_id)))
+
+
+@router.post(
+    "/runs/{run_id}/override",
+    status_code=202,
+    response_model=Accepted,
+    dependencies=[PolicyOverrideKey],
+)
+def override_run(run_id: UUID, body: OverrideRequest, clients: Clients) -> Accepted:
+    """Run again a run that soft-mandatory policies denied, overriding those policies for
+    that one new run; who and why are recorded in its parameters and its policy results.
+    Needs a key with the `policy:override` scope (403 without); 409 when the run was not
+    denied by a policy, a hard-mandatory policy denied it, or it is not its client's last run."""
+    accepted = clients.override(str(run_id), body.reason)
+    return Accepted.of(accepted.run, accepted.created)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunSummary)

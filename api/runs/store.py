@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.errors import Conflict, NotFound
 from api.keys import caller_name
 from api.registry.models import OPEN_RUN, Approval, Client, Run, RunStatus, new_id
-from flows.contract import FlowParameters, Operation
+from flows.contract import FlowParameters, Operation, PolicyOverride
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def add(
     body_print: str,
     inputs: dict[str, Any] | None = None,
     approval: Approval | None = None,
+    policy_override: PolicyOverride | None = None,
 ) -> Run:
     """A new accepted run of ``client``, with its flow's parameters fixed now."""
     run_id = new_id()
@@ -73,6 +74,7 @@ def add(
         target=client.target,
         inputs=client.inputs if inputs is None else inputs,
         approval_required=needs_approval and operation is Operation.provision,
+        policy_override=policy_override,
     )
     run = Run(
         id=run_id,
