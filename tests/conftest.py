@@ -19,6 +19,10 @@ from tests.support import free_port, http_ok, start_prefect_server, stop_process
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="tenantform-tests-"))
 _PREFECT_PORT = free_port()
+POLICY_DIR = _SESSION_DIR / "policies"
+"""The operator's policy directory of every run in the session, the worker's included
+(empty: the built-ins only); tests/test_policy.py writes into it while the stack runs."""
+POLICY_DIR.mkdir()
 
 os.environ.update(
     PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
@@ -27,6 +31,7 @@ os.environ.update(
     PREFECT_LOGGING_TO_API_BATCH_INTERVAL="0.3",
     PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(_SESSION_DIR / "results"),
     TENANTFORM_DATA_DIR=str(_SESSION_DIR / "data"),
+    POLICY_DIR=str(POLICY_DIR),
     TASK_RETRIES="2",
     TASK_RETRY_DELAY_SECONDS="0.5",
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,89 @@ def test_a_rule_that_errors_fails_closed_naming_its_line(tmp_path: Path) -> None
         PolicySet.load([tmp_path]).evaluate({"plan": {}})
     with pytest.raises(PolicyError, match="does not exist"):
         PolicySet.load([tmp_path / "missing"])
+
+
+# --- through the gateway and the session's worker --------------------------------------------
+
+GATE = """package gate.{name}
+
+import rego.v1
+
+enforcement := "{level}"
+
+deny contains msg if {{
+\tstartswith(input.client.inputs.instance_name_prefix, "{name}")
+\tmsg := "no {name}* instances"
+}}
+"""
+
+
+@pytest.mark.usefixtures("worker")
+def test_denial_override_and_a_broken_policy_through_the_gateway(gateway: Any) -> None:
+    from tests.conftest import POLICY_DIR
+    from tests.test_day_two import request, wait_run
+
+    def provision(prefix: str) -> dict[str, Any]:
+        accepted = gateway.post("/provision", json=request(prefix)).json()
+        return wait_run(gateway, accepted["request_id"])
+
+    def key(scope: str) -> dict[str, str]:
+        made = gateway.post("/api/keys", json={"name": f"k-{scope}", "scope": scope})
+        assert made.status_code == 201, made.text
+        return {"X-API-Key": made.json()["key"]}
+
+    def instances(client_id: str) -> list[str]:
+        data = Path(os.environ["TENANTFORM_DATA_DIR"]) / "localcloud" / "instances"
+        found = [json.loads(p.read_text()) for p in data.glob("*.json")]
+        return [i["name"] for i in found if i["tags"].get("client") == client_id]
+
+    # Written while the stack runs: the next run reads them.
+    written = [POLICY_DIR / "soft.rego", POLICY_DIR / "hard.rego"]
+    written[0].write_text(GATE.format(name="gsoft", level="soft-mandatory"))
+    written[1].write_text(GATE.format(name="ghard", level="hard-mandatory"))
+    try:
+        denied = provision("gsoft")
+        assert denied["status"] == "failed", denied
+        assert "denied by policy gate.gsoft (soft-mandatory): no gsoft* instances" in denied["message"]
+        verdicts = {p["policy"]: (p["outcome"], p["messages"]) for p in denied["policies"]}
+        assert verdicts["gate.gsoft"] == ("deny", ["no gsoft* instances"])
+        assert verdicts["tenantform.instance_client_tag"] == ("pass", [])
+        status = gateway.get(f"/status/{denied['request_id']}").json()
+        assert "gate.gsoft" in status["message"], status
+        assert instances(denied["client_uuid"]) == [], "a denied run applies nothing"
+
+        override = f"/api/runs/{denied['request_id']}/override"
+        body = {"reason": "approved exception, ticket 42"}
+        refused = gateway.post(override, json=body, headers=key("write"))
+        assert refused.status_code == 403, refused.text
+        accepted = gateway.post(override, json=body, headers=key("policy:override"))
+        assert accepted.status_code == 202, accepted.text
+        done = wait_run(gateway, accepted.json()["request_id"])
+        assert done["status"] == "completed", done
+        assert {p["policy"]: p["outcome"] for p in done["policies"]}["gate.gsoft"] == "overridden"
+        recorded = done["policy_override"]
+        assert recorded["reason"] == body["reason"] and recorded["policies"] == ["gate.gsoft"]
+        assert recorded["by"].startswith("key:") and recorded["overrides_run"] == denied["request_id"]
+        assert instances(denied["client_uuid"]) == ["gsoft-1"]
+        assert gateway.post(override, json=body).status_code == 409, "only the client's last run"
+
+        hard = provision("ghard")
+        assert hard["status"] == "failed" and "gate.ghard (hard-mandatory)" in hard["message"], hard
+        no = gateway.post(f"/api/runs/{hard['request_id']}/override", json=body)
+        assert no.status_code == 409 and "cannot be overridden" in no.json()["detail"], no.text
+
+        metrics = gateway.get("/metrics").text
+        assert (
+            'tenantform_policy_results_total{level="soft-mandatory",policy="gate.gsoft",result="deny"} 1.0'
+            in (metrics)
+        )
+
+        written.append(POLICY_DIR / "broken.rego")
+        written[-1].write_text("package gate.broken\nimport rego.v1\ndeny contains msg if {\n")
+        broken = provision("fine")
+        assert broken["status"] == "failed" and "broken.rego:" in broken["message"], broken
+        assert instances(broken["client_uuid"]) == []
+        assert gateway.get("/health").status_code == 200, "the gateway stays up"
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
