@@ -1,8 +1,10 @@
-"""Dependencies the routes inject: one service per noun, the registry, Prefect."""
+"""Dependencies the routes inject: one service per noun, the registry, Prefect, each as
+``api.main`` put it on the app's state."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -14,33 +16,17 @@ from api.runs.service import RunService
 from api.sweeps.service import SweepService
 
 
-def get_registry(request: Request) -> Registry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+def _state(name: str) -> Callable[[Request], Any]:
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"get_{name}"
+    return get
 
 
-def get_clients(request: Request) -> ClientService:
-    return request.app.state.clients  # type: ignore[no-any-return]
-
-
-def get_runs(request: Request) -> RunService:
-    return request.app.state.runs  # type: ignore[no-any-return]
-
-
-def get_hospitals(request: Request) -> HospitalService:
-    return request.app.state.hospitals  # type: ignore[no-any-return]
-
-
-def get_sweeps(request: Request) -> SweepService:
-    return request.app.state.sweeps  # type: ignore[no-any-return]
-
-
-def get_prefect(request: Request) -> PrefectGateway:
-    return request.app.state.prefect  # type: ignore[no-any-return]
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
-Clients = Annotated[ClientService, Depends(get_clients)]
-Runs = Annotated[RunService, Depends(get_runs)]
-Hospitals = Annotated[HospitalService, Depends(get_hospitals)]
-Sweeps = Annotated[SweepService, Depends(get_sweeps)]
-Prefect = Annotated[PrefectGateway, Depends(get_prefect)]
+RegistryDep = Annotated[Registry, Depends(_state("registry"))]
+Clients = Annotated[ClientService, Depends(_state("clients"))]
+Runs = Annotated[RunService, Depends(_state("runs"))]
+Hospitals = Annotated[HospitalService, Depends(_state("hospitals"))]
+Sweeps = Annotated[SweepService, Depends(_state("sweeps"))]
+Prefect = Annotated[PrefectGateway, Depends(_state("prefect"))]

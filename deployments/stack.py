@@ -13,6 +13,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -97,6 +98,36 @@ def _wait_http(url: str, timeout: float, what: str, child: Child | None = None) 
     raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f}s")
 
 
+def start_worker(
+    env: dict[str, str],
+    *,
+    pool: str,
+    limit: int,
+    logs: Path,
+    worker_log: Path | None = None,
+    warm: bool = True,
+    started: Callable[[Child], object] = lambda _child: None,
+) -> list[Child]:
+    """Prefect's process worker polling ``pool`` and, with ``warm``, the warm process its
+    flow runs start forked from (deployments/warm/: no interpreter and no Prefect import per
+    run; its environment holds paths only, a run's arrives with the run). The worker stops
+    on SIGINT (it ignores a first SIGTERM and keeps polling); the warm process's runs
+    outlive its restart or crash. ``started`` is told of each child as it starts."""
+    env = {**prefect_logging_env(get_settings().log_format), **env}
+    children: list[Child] = []
+    if warm:
+        argv = [sys.executable, "-m", "deployments.warm.server"]
+        children.append(Child("warm", argv, warm_env(env), logs / "warm.log", grace=STOP_GRACE, linger=True))
+        started(children[-1])
+    argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
+    argv += ["--type", "process", "--limit", str(limit)]
+    log = worker_log or logs / "worker.log"
+    worker = Child("worker", argv, with_project_python(env), log, first=signal.SIGINT, grace=STOP_GRACE)
+    children.append(worker)
+    started(children[-1])
+    return children
+
+
 class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
@@ -175,32 +206,14 @@ class Stack:
                 print(f"crashed {name}: its process died when the stack last stopped", flush=True)
         print(f"set up on Prefect: {', '.join(applied)}", flush=True)
 
-        # Flow runs start forked from it (deployments/warm/): no interpreter and no Prefect
-        # import per run. Its environment holds paths only; a run's arrives with the run.
-        self._spawn("warm", [sys.executable, "-m", "deployments.warm.server"], warm_env(env), logs)
         worker_env = {
-            **prefect_logging_env(get_settings().log_format),
             **env,
             # A scheduled reconciliation sweep asks this gateway for the fleet.
             "TENANTFORM_GATEWAY_URL": cfg.gateway_url.replace("0.0.0.0", "127.0.0.1"),
             "API_KEY": cfg.api_key,
         }
-        self._spawn(
-            "worker",
-            [
-                str(bin_dir / "prefect"),
-                "worker",
-                "start",
-                "--pool",
-                work_pool_name(),
-                "--type",
-                "process",
-                "--limit",
-                str(cfg.worker_limit),
-            ],
-            worker_env,
-            logs,
-        )
+        pool = work_pool_name()
+        start_worker(worker_env, pool=pool, limit=cfg.worker_limit, logs=logs, started=self._track)
         gateway = self._spawn(
             "gateway",
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", cfg.host, "--port", str(cfg.port)],
@@ -211,11 +224,9 @@ class Stack:
         self.pid_file.write(self.children)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> Child:
-        # Prefect's worker ignores a first SIGTERM and keeps polling: SIGINT stops it.
-        first = signal.SIGINT if name == "worker" else signal.SIGTERM
-        # The warm process's runs outlive its restart or crash (deployments/warm/).
-        linger = name == "warm"
-        child = Child(name, argv, env, logs / f"{name}.log", first=first, grace=STOP_GRACE, linger=linger)
+        return self._track(Child(name, argv, env, logs / f"{name}.log", grace=STOP_GRACE))
+
+    def _track(self, child: Child) -> Child:
         self.children.append(child)
         self.pid_file.write(self.children)
         return child

@@ -16,10 +16,8 @@ from types import FrameType
 
 import httpx
 
-from deployments.processes import Child, stop_all, stop_with_wrapper, with_project_python
-from deployments.stack import STOP_GRACE, TUNED_PREFECT_ENV
-from deployments.warm.server import warm_env
-from flows.logs import prefect_logging_env
+from deployments.processes import stop_all, stop_with_wrapper
+from deployments.stack import STOP_GRACE, TUNED_PREFECT_ENV, start_worker
 from flows.settings import Settings, get_settings
 from flows.workflows import work_pool_name
 
@@ -104,19 +102,11 @@ def run_worker(config: WorkerConfig) -> int:
     for name, value in checks.items():
         print(f"  {name:<14} {value}", flush=True)
     env["TENANTFORM_DATA_DIR"] = str(root)
-    env = {**prefect_logging_env(settings.log_format), **env}
     pool = config.pool or work_pool_name()
-    argv = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
-    argv += ["--type", "process", "--limit", str(config.limit)]
-    children = []
-    if config.warm:
-        warm_argv = [sys.executable, "-m", "deployments.warm.server"]
-        warm_log = root / "logs" / "warm.log"
-        children.append(Child("warm", warm_argv, warm_env(env), warm_log, grace=STOP_GRACE, linger=True))
-    # Prefect's worker stops on SIGINT (it ignores a first SIGTERM); its runs are told first.
-    log = config.log or root / "logs" / "worker.log"
-    child = Child("worker", argv, with_project_python(env), log, first=signal.SIGINT, grace=STOP_GRACE)
-    children.append(child)
+    children = start_worker(
+        env, pool=pool, limit=config.limit, logs=root / "logs", worker_log=config.log, warm=config.warm
+    )
+    child = children[-1]
     print(f"worker polling pool {pool!r} (limit {config.limit}); log: {child.log_path}", flush=True)
     stop = {"signal": 0}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flows.terraform.events import ApplyProgress, ChangeSummary
+from flows.terraform.events import ApplyProgress, ChangeSummary, CommandResult
 
 
 class Operation(enum.StrEnum):
@@ -89,6 +89,12 @@ class FlowParameters(BaseModel):
 class ResourceChange(BaseModel):
     address: str
     action: str = Field(description="create, update, delete, replace, read or noop.")
+
+    @classmethod
+    def planned_by(cls, command: CommandResult) -> list[ResourceChange]:
+        """The changes a Terraform plan, apply or destroy planned, one per resource."""
+        pairs = (p.partition(" ") for p in command.planned)
+        return [cls(action=action, address=address) for action, _, address in pairs]
 
 
 class RunResult(BaseModel):

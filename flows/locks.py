@@ -109,20 +109,32 @@ def holder_gone(flow_run_id: str | None) -> bool:
     return run.state is not None and run.state.is_final()
 
 
+BUSY_PATIENCE = 30
+"""How long a caller that does not wait (a sweep) gives Prefect's own ``concurrency()``."""
 LEASE_SECONDS = 60
 """A short lease frees the slots of a holder that died without a word within about a
 minute; a failed renewal (Prefect restarting) must not cancel a running apply."""
 INCREMENT = "/v2/concurrency_limits/increment-with-lease"
 
 
-def _acquire(name: str, limit: int) -> ConcurrencyLimitWithLeaseResponse | None:
-    """A slot of ``name`` (waiting while the limit is full), or None when this path cannot
-    take it (an answer it does not know) and Prefect's own ``concurrency()`` must."""
+class ClientBusy(RuntimeError):
+    """The client's slot is taken (a run of its own) and the caller would not wait."""
+
+
+BUSY = "busy: the client has a run of its own"
+
+
+def _acquire(name: str, limit: int, *, wait: bool = True) -> ConcurrencyLimitWithLeaseResponse | None:
+    """A slot of ``name`` (waiting while the limit is full, unless not ``wait``), or None when
+    this path cannot take it (an answer it does not know) and Prefect's own
+    ``concurrency()`` must."""
     created = False
     body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
     with get_client(sync_client=True) as client:
         while True:
             response = prefect_adapter.send(client, "POST", INCREMENT, body)
+            if response.status_code == 423 and not wait:
+                raise ClientBusy(BUSY)
             if response.status_code == 423:  # full: wait as long as Prefect asks
                 time.sleep(float(response.headers.get("Retry-After", "1")))
             elif response.status_code != 200:
@@ -137,18 +149,28 @@ def _acquire(name: str, limit: int) -> ConcurrencyLimitWithLeaseResponse | None:
 
 
 @contextmanager
-def _slot(name: str, limit: int) -> Iterator[None]:
+def _slot(name: str, limit: int, *, wait: bool = True) -> Iterator[None]:
     """A slot of ``name``, strictly, in one call: the gateway creates a client's limit
     before its first flow run and ``up``/``deploy`` the fleet's. Held as Prefect's
     ``concurrency()`` holds it (a renewed lease, released at the end), but taken with
     short pauses on 503 (``flows.prefect_adapter``) instead of Prefect's 2 s. One call for
     both names is not safe: ``concurrency([...], strict=True)`` only fails when *none* of
     the limits exist, so a missing client limit would silently take the fleet slot alone."""
-    granted = _acquire(name, limit)
+    granted = _acquire(name, limit, wait=wait)
     if granted is None:
-        with concurrency(
-            name, strict=True, lease_duration=LEASE_SECONDS, raise_on_lease_renewal_failure=False
-        ):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    concurrency(
+                        name,
+                        strict=True,
+                        lease_duration=LEASE_SECONDS,
+                        raise_on_lease_renewal_failure=False,
+                        timeout_seconds=None if wait else BUSY_PATIENCE,
+                    )
+                )
+            except TimeoutError:
+                raise ClientBusy(BUSY) from None
             yield
         return
     events = emit_concurrency_acquisition_events(granted.limits, 1)
@@ -177,18 +199,22 @@ class LockUnavailable(RuntimeError):
 
 @contextmanager
 def client_lock(
-    client_id: str, fleet_size: int, *, retries: int = 0, retry_delay: float = 0.0
+    client_id: str, fleet_size: int, *, retries: int = 0, retry_delay: float = 0.0, wait: bool = True
 ) -> Iterator[str | None]:
     """Hold the client's own slot, then one fleet slot, for the whole run; gives the flow
     run that held the client's state before this one. Taking them is outside any task, so
-    a transient Prefect failure is retried here as a task would retry it."""
+    a transient Prefect failure is retried here as a task would retry it. Not ``wait``: a
+    client busy with a run of its own raises ``ClientBusy`` at once (a sweep skips it)."""
     for attempt in range(retries + 1):
         stack = contextlib.ExitStack()
         try:
-            stack.enter_context(_slot(client_limit_name(client_id), 1))
+            stack.enter_context(_slot(client_limit_name(client_id), 1, wait=wait))
             stack.enter_context(_slot(FLEET_LIMIT, fleet_size))
             previous = take_holder(client_id)
             break
+        except ClientBusy:
+            stack.close()
+            raise
         except Exception as exc:
             stack.close()
             what = f"{type(exc).__name__}: {exc}".splitlines()[0]

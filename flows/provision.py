@@ -127,12 +127,12 @@ def _act(job: Job, result: RunResult, check: PolicyCheck) -> None:
     retry = retrying(job.settings)
     if result.operation is Operation.provision:
         applied = terraform_apply.with_options(**retry)(job, check)
-        result.change_summary, result.changes = applied.change_summary, _changes(applied)
+        result.change_summary, result.changes = applied.change_summary, ResourceChange.planned_by(applied)
         result.policies = applied.policies
         result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
     elif result.operation is Operation.destroy:
         destroyed = terraform_destroy.with_options(**retry)(job)
-        result.change_summary, result.changes = destroyed.change_summary, _changes(destroyed)
+        result.change_summary, result.changes = destroyed.change_summary, ResourceChange.planned_by(destroyed)
         result.drift = destroyed.drift
         if destroyed.drift:
             # Never "completed successfully" over something it did not do: say what was gone.
@@ -159,13 +159,8 @@ def _act(job: Job, result: RunResult, check: PolicyCheck) -> None:
 
 def _plan_into(result: RunResult, planned: CommandResult) -> None:
     result.change_summary, result.drift = planned.change_summary, planned.drift
-    result.changes = _changes(planned)
+    result.changes = ResourceChange.planned_by(planned)
     result.has_changes = planned.exit_code == 2
-
-
-def _changes(command: CommandResult) -> list[ResourceChange]:
-    pairs = (p.partition(" ") for p in command.planned)
-    return [ResourceChange(action=action, address=address) for action, _, address in pairs]
 
 
 def _plan_approve_apply(job: Job, result: RunResult, check: PolicyCheck) -> None:
@@ -204,7 +199,7 @@ def _plan_approve_apply(job: Job, result: RunResult, check: PolicyCheck) -> None
         with client_lock(job.client_id, **lock_options(settings)) as job.previous_holder:
             result.policies = policy_check(job, plan_file, check)
             applied = terraform_apply_plan.with_options(**retry)(job, plan_file)
-            result.change_summary, result.changes = applied.change_summary, _changes(applied)
+            result.change_summary, result.changes = applied.change_summary, ResourceChange.planned_by(applied)
             result.outputs, result.sensitive_outputs = read_outputs.with_options(**retry)(job)
     finally:
         plan_file.unlink(missing_ok=True)

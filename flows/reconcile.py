@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from prefect import flow, get_run_logger, task
-from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
 
 from flows.contract import (
     DriftCheck,
@@ -31,19 +28,14 @@ from flows.contract import (
     publish_sweep,
 )
 from flows.jobs import Job
-from flows.locks import FLEET_LIMIT, client_limit_name, ensure_limit, take_holder
+from flows.locks import ClientBusy, client_lock
 from flows.policy import PolicyDenied
 from flows.settings import Settings, get_settings
 from flows.tasks import TASK_OPTIONS, PolicyCheck, check_plan, unlocking
-from flows.terraform.events import CommandResult
 from flows.terraform.modules import module_version
 
 SAFE_ACTIONS = frozenset({"create", "update"})
 """What healing may apply; a plan with any other action (delete, replace) is reported."""
-
-
-class ClientBusy(Exception):
-    pass
 
 
 def fleet(settings: Settings) -> Iterator[SweepTarget]:
@@ -61,11 +53,6 @@ def fleet(settings: Settings) -> Iterator[SweepTarget]:
                 return
 
 
-def _changes(command: CommandResult) -> list[ResourceChange]:
-    pairs = (p.partition(" ") for p in command.planned)
-    return [ResourceChange(action=action, address=address) for action, _, address in pairs]
-
-
 @task(name="check-client", task_run_name="check-{target.params.client_id}", **TASK_OPTIONS)
 def check_client(target: SweepTarget) -> DriftCheck:
     """Plan one client; heal when its policy says so and the plan is safe."""
@@ -78,14 +65,14 @@ def check_client(target: SweepTarget) -> DriftCheck:
     checked.module_version = module_version(job.target.module)
     log = get_run_logger().info
     try:
-        with _client_slot(params.client_id) as job.previous_holder:
+        with client_lock(params.client_id, settings.fleet_concurrency, wait=False) as job.previous_holder:
             job.prepare()
             terraform = job.terraform(log)
             terraform.init()
             plan_file = job.workspace.plan_path(f"reconcile-{params.run_id}")
             try:
                 planned = unlocking(job, lambda tf: tf.plan(out=plan_file))
-                checked.resources = _changes(planned)
+                checked.resources = ResourceChange.planned_by(planned)
                 if planned.exit_code != 2:
                     checked.status = DriftStatus.in_sync
                     return checked
@@ -121,31 +108,6 @@ def _denied(job: Job, plan_file: Any, inputs: dict[str, Any], labels: dict[str, 
     except PolicyDenied as exc:
         return str(exc)
     return ""
-
-
-@contextmanager
-def _client_slot(client_id: str) -> Iterator[str | None]:
-    """The client's own slot without waiting (busy: skip), then a fleet slot (wait)."""
-    settings = get_settings()
-    name = client_limit_name(client_id)
-    ensure_limit(name, 1)
-    ensure_limit(FLEET_LIMIT, settings.fleet_concurrency)
-    lease: dict[str, Any] = {"lease_duration": 60, "raise_on_lease_renewal_failure": False}
-    if _held(name):
-        raise ClientBusy("busy: the client has a run of its own")
-    with ExitStack() as stack:
-        try:  # free a moment ago: a run that took it since is waited on briefly, never long
-            stack.enter_context(concurrency(name, strict=True, timeout_seconds=30, **lease))
-        except TimeoutError:
-            raise ClientBusy("busy: the client has a run of its own") from None
-        stack.enter_context(concurrency(FLEET_LIMIT, strict=True, **lease))
-        yield take_holder(client_id)
-
-
-def _held(limit_name: str) -> bool:
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(limit_name)
-    return limit.active_slots >= limit.limit
 
 
 def batched(items: list[SweepTarget], size: int) -> Iterator[list[SweepTarget]]:
