@@ -111,10 +111,11 @@ def test_json_means_json_on_stdout_on_every_command_that_takes_it(cli_env: dict[
     assert key["id"] in [k["id"] for k in as_json("keys", "list")]
     assert as_json("keys", "revoke", str(key["id"]))["revoked_at"]
     assert as_json("clients", "delete", client_id, "--wait")["status"] == "completed"
-    assert {f["check"] for f in as_json("doctor")} >= {"Terraform", "gateway"}
+    assert {f["check"] for f in as_json("doctor")} >= {"Terraform", "gateway", "policies"}
+    assert all(t["passed"] for t in as_json("policy", "test")["tests"])
     covered = {
         "provision", "runs show", "clients show", "clients outputs", "clients list",
-        "keys create", "keys list", "keys revoke", "clients delete", "doctor",
+        "keys create", "keys list", "keys revoke", "clients delete", "doctor", "policy test",
     }  # fmt: skip
     assert _json_commands() == covered, "a command takes --json this test does not try"
 
