@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from flows.clouds import aws as aws_cloud
-from flows.clouds.aws import AwsRequest
+from flows.clouds.aws import AwsInputs
 from flows.clouds.errors import PreflightError, ReadbackError
 from flows.jobs import Job
 from flows.settings import Settings
@@ -47,7 +47,7 @@ def network(aws: str) -> dict[str, Any]:
     return {"subnet": subnet, "group": group, "stray_group": stray, "ami": ami}
 
 
-def request(net: dict[str, Any], **change: Any) -> AwsRequest:
+def request(net: dict[str, Any], **change: Any) -> AwsInputs:
     config = {
         "region": REGION,
         "instance_type": "t2.micro",
@@ -56,7 +56,7 @@ def request(net: dict[str, Any], **change: Any) -> AwsRequest:
         "ami_id": net["ami"],
         **change,
     }
-    return AwsRequest.model_validate(
+    return AwsInputs.model_validate(
         {"cloud_provider": "aws", "provider_config": config, "instance_name_prefix": "web", "count": 1}
     )
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows.clouds.base import StackContext
-from flows.clouds.hospital import HospitalOutputs, HospitalRequest, database_name
+from flows.clouds.hospital import HospitalInputs, HospitalOutputs, database_name
 from flows.jobs import Job
 from flows.settings import Settings
 from flows.targets import get_target, hospital_targets
@@ -48,17 +48,17 @@ def failing_fields(model: type[Any], body: dict[str, Any]) -> dict[str, str]:
     ],
 )
 def test_bad_requests_name_the_field(change: dict[str, Any], field: str, says: str) -> None:
-    errors = failing_fields(HospitalRequest, {**GOOD, **change})
+    errors = failing_fields(HospitalInputs, {**GOOD, **change})
     assert list(errors) == [field]
     assert says in errors[field]
 
 
 def test_a_good_request_is_stripped_and_typed() -> None:
-    request = HospitalRequest.model_validate({**GOOD, "client_name": "  City General Hospital  "})
+    request = HospitalInputs.model_validate({**GOOD, "client_name": "  City General Hospital  "})
     assert request.client_name == "City General Hospital"
     assert request.client_uuid == uuid.UUID(GOOD["client_uuid"])
     for region in ("us-central1", "europe-west4", "northamerica-northeast1"):
-        HospitalRequest.model_validate({**GOOD, "region": region})
+        HospitalInputs.model_validate({**GOOD, "region": region})
 
 
 @pytest.mark.parametrize(

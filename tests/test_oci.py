@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from flows.clouds import oci as oci_cloud
 from flows.clouds.errors import PreflightError, ReadbackError
-from flows.clouds.oci import OciRequest
+from flows.clouds.oci import OciInputs
 from flows.jobs import Job
 from flows.settings import Settings, get_settings
 
@@ -161,7 +161,7 @@ def oci_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     get_settings.cache_clear()
 
 
-def request(**change: Any) -> OciRequest:
+def request(**change: Any) -> OciInputs:
     config = {
         "region": "eu-frankfurt-1",
         "shape": "BM.Standard3.64",
@@ -171,7 +171,7 @@ def request(**change: Any) -> OciRequest:
         "image_id": "ocid1.image.oc1..img",
         **change,
     }
-    return OciRequest.model_validate(
+    return OciInputs.model_validate(
         {"cloud_provider": "oci", "provider_config": config, "instance_name_prefix": "bm", "count": 1}
     )
 

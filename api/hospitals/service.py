@@ -10,7 +10,7 @@ from api.clients.service import ClientService, UniqueInFamily
 from api.errors import Conflict
 from api.registry.models import Client, Run
 from api.runs.store import Accepted
-from flows.clouds.hospital import HospitalRequest, database_name
+from flows.clouds.hospital import HospitalInputs, database_name
 from flows.contract import Operation
 from flows.settings import get_settings
 from flows.targets import hospital_targets
@@ -30,7 +30,7 @@ class HospitalService:
     def __init__(self, clients: ClientService) -> None:
         self.clients = clients
 
-    def register(self, hospital: HospitalRequest) -> Accepted:
+    def register(self, hospital: HospitalInputs) -> Accepted:
         target, _ = hospital_targets(get_settings())
         return self.clients.create_client(
             kind="hospital",
@@ -40,7 +40,7 @@ class HospitalService:
             name=hospital.client_name,
         )
 
-    def register_sub_hospital(self, parent_id: str, hospital: HospitalRequest) -> Accepted:
+    def register_sub_hospital(self, parent_id: str, hospital: HospitalInputs) -> Accepted:
         """Provisioned once the parent is ready (the dispatcher holds it until then)."""
         parent, _ = self.clients.get_client(parent_id)
         if parent.kind != "hospital":

@@ -39,8 +39,9 @@ def database_name(hospital_name: str, client_uuid: UUID | None = None) -> str:
     return name[:64].rstrip("_")
 
 
-class HospitalRequest(BaseModel):
-    """The body of POST /api/hospitals/register (and of sub-hospital registration)."""
+class HospitalInputs(BaseModel):
+    """A hospital as registered: the body of POST /api/hospitals/register (and of a
+    sub-hospital's registration), and what the hospital targets get as inputs."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -57,10 +58,6 @@ class HospitalRequest(BaseModel):
         if not any(ch.isalnum() for ch in value):
             raise ValueError("client_name must contain a letter or a digit")
         return value
-
-
-class HospitalInputs(HospitalRequest):
-    """What the hospital targets get as inputs: the request as registered."""
 
     def to_tfvars(self, ctx: StackContext) -> dict[str, Any]:
         return {

@@ -38,7 +38,7 @@ class InstancesOutputs(BaseModel):
     instances: list[InstanceOutput]
 
 
-class InstancesRequest(BaseModel):
+class InstancesInputs(BaseModel):
     """Fields every instance target shares; ``provider_config`` is per target."""
 
     model_config = ConfigDict(extra="forbid")
@@ -62,7 +62,7 @@ class InstancesRequest(BaseModel):
         return []
 
 
-class TaggedInstancesRequest(InstancesRequest):
+class TaggedInstancesInputs(InstancesInputs):
     """Instances on a real cloud, tagged with the client (``client_id``) and the run that
     last applied them (``request_id``, from the module variable ``run_id``)."""
 

@@ -78,7 +78,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         name="local",
         module="local",
-        inputs=local.LocalRequest,
+        inputs=local.LocalInputs,
         outputs=InstancesOutputs,
         backend=local_or_pg_backend,
         description="Instances on localcloud, the embedded default: no cloud account needed.",
@@ -114,7 +114,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         name="aws-ec2",
         module="aws-ec2",
-        inputs=aws.AwsRequest,
+        inputs=aws.AwsInputs,
         outputs=InstancesOutputs,
         backend=cloud_backend,
         description="EC2 instances (hashicorp/aws); state in S3 with DynamoDB locking.",
@@ -138,7 +138,7 @@ TARGETS: tuple[Target, ...] = (
     Target(
         name="oci-baremetal",
         module="oci-baremetal",
-        inputs=oci.OciRequest,
+        inputs=oci.OciInputs,
         outputs=InstancesOutputs,
         backend=cloud_backend,
         description="OCI bare-metal instances (oracle/oci); state in S3-compatible storage or PostgreSQL.",

@@ -2,6 +2,6 @@
 only when a check runs)."""
 
 from flows.clouds.aws.checks import credentials, describe_instances, preflight, readback
-from flows.clouds.aws.request import AwsConfig, AwsRequest
+from flows.clouds.aws.request import AwsConfig, AwsInputs
 
-__all__ = ["AwsConfig", "AwsRequest", "credentials", "describe_instances", "preflight", "readback"]
+__all__ = ["AwsConfig", "AwsInputs", "credentials", "describe_instances", "preflight", "readback"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flows.clouds.aws.request import AwsRequest
+from flows.clouds.aws.request import AwsInputs
 from flows.clouds.errors import PreflightError, ReadbackError
 from flows.settings import Settings
 
@@ -31,7 +31,7 @@ def _code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
 
 
-def preflight(request: AwsRequest) -> None:
+def preflight(request: AwsInputs) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     cfg = request.provider_config
@@ -90,7 +90,7 @@ def describe_instances(region: str, instance_ids: list[str]) -> dict[str, dict[s
     }
 
 
-def readback(request: AwsRequest, outputs: dict[str, Any]) -> dict[str, Any]:
+def readback(request: AwsInputs, outputs: dict[str, Any]) -> dict[str, Any]:
     """Confirm every instance exists, runs, and has the IPs Terraform reported."""
     wanted = outputs.get("instances", [])
     seen = describe_instances(request.provider_config.region, [i["instance_id"] for i in wanted])

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from flows.clouds.instances import TaggedInstancesRequest
+from flows.clouds.instances import TaggedInstancesInputs
 
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]+$")]
 
@@ -21,6 +21,6 @@ class AwsConfig(BaseModel):
     ami_id: str = Field(pattern=r"^ami-[0-9a-f]+$", examples=["ami-12345"])
 
 
-class AwsRequest(TaggedInstancesRequest):
+class AwsInputs(TaggedInstancesInputs):
     cloud_provider: Literal["aws"]
     provider_config: AwsConfig

@@ -2,7 +2,7 @@
 local hospital targets take the shared hospital models (``flows.clouds.hospital``) as
 they are."""
 
-from flows.clouds.local.request import LocalConfig, LocalRequest
+from flows.clouds.local.request import LocalConfig, LocalInputs
 from flows.clouds.local.secrets import read_local_secret
 
-__all__ = ["LocalConfig", "LocalRequest", "read_local_secret"]
+__all__ = ["LocalConfig", "LocalInputs", "read_local_secret"]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.clouds.instances import InstancesRequest
+from flows.clouds.instances import InstancesInputs
 
 
 class LocalConfig(BaseModel):
@@ -15,6 +15,6 @@ class LocalConfig(BaseModel):
     size: Literal["small", "medium", "large", "bare-metal"] = "small"
 
 
-class LocalRequest(InstancesRequest):
+class LocalInputs(InstancesInputs):
     cloud_provider: Literal["local"]
     provider_config: LocalConfig = Field(default_factory=LocalConfig)

@@ -10,7 +10,7 @@ from typing import Any
 
 from flows.clouds.base import require_env
 from flows.clouds.errors import PreflightError, ReadbackError
-from flows.clouds.oci.request import OCI_ENV_TO_TF_VAR, OciRequest
+from flows.clouds.oci.request import OCI_ENV_TO_TF_VAR, OciInputs
 from flows.settings import Settings, get_settings
 
 
@@ -46,7 +46,7 @@ def _clients(region: str) -> tuple[Any, Any, Any]:
     )
 
 
-def preflight(request: OciRequest) -> None:
+def preflight(request: OciInputs) -> None:
     import oci
 
     cfg = request.provider_config
@@ -86,7 +86,7 @@ def describe_instance(region: str, compartment_id: str, instance_id: str) -> dic
     return {"state": instance.lifecycle_state, "private_ip": private_ip, "public_ip": public_ip}
 
 
-def readback(request: OciRequest, outputs: dict[str, Any]) -> dict[str, Any]:
+def readback(request: OciInputs, outputs: dict[str, Any]) -> dict[str, Any]:
     cfg = request.provider_config
     for instance in outputs.get("instances", []):
         found = describe_instance(cfg.region, cfg.compartment_id, instance["instance_id"])

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.clouds.instances import TaggedInstancesRequest
+from flows.clouds.instances import TaggedInstancesInputs
 
 OCI_ENV_TO_TF_VAR = {
     "OCI_TENANCY_OCID": "TF_VAR_tenancy_ocid",
@@ -30,7 +30,7 @@ class OciConfig(BaseModel):
     image_id: str = Field(pattern=r"^ocid1\.image\.", examples=["ocid1.image.oc1..aaaa"])
 
 
-class OciRequest(TaggedInstancesRequest):
+class OciInputs(TaggedInstancesInputs):
     cloud_provider: Literal["oci"]
     provider_config: OciConfig
 
