@@ -59,6 +59,10 @@ class LogLine:
     message: str
 
 
+CANCELLING_BOUND = 30.0
+"""Seconds a never-started run may stay Cancelling before it is Cancelled outright."""
+
+
 @dataclass(frozen=True)
 class FlowRunView:
     id: str
@@ -225,9 +229,21 @@ class PrefectGateway:
         async with get_client() as client:
             flow_run = await client.read_flow_run(UUID(flow_run_id))
             state = flow_run.state
-            if state is not None and (state.is_final() or state.type == StateType.CANCELLING):
+            if state is not None and state.is_final():
                 return
-            without_process = state is None or state.type in (StateType.SCHEDULED, StateType.PAUSED)
+            if state is not None and state.type == StateType.CANCELLING:
+                # Asked while a worker held it Pending and then never started: nothing will
+                # act on Cancelling. A run that never started has nothing to interrupt.
+                stuck = flow_run.start_time is None and state.timestamp is not None
+                if not stuck or (datetime.now(UTC) - state.timestamp).total_seconds() < CANCELLING_BOUND:
+                    return
+            # Pending: a process that starts now finds the run Cancelled and aborts at once.
+            without_process = state is None or state.type in (
+                StateType.SCHEDULED,
+                StateType.PENDING,
+                StateType.PAUSED,
+                StateType.CANCELLING,
+            )
             new_state: State[Any] = (
                 Cancelled(message=reason) if without_process else Cancelling(message=reason)
             )
