@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from deployments.lifeline import descendants
+
 
 class PortTaken(RuntimeError):
     pass
@@ -35,24 +37,6 @@ def ensure_free(host: str, port: int, what: str) -> None:
                 f"port {port} on {host} is already in use; {what} cannot start there "
                 f"(pick another with the matching --*port option)"
             ) from None
-
-
-def descendants(pid: int) -> list[int]:
-    """All processes below ``pid``, read from /proc (no extra dependency)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def alive(pid: int) -> bool:

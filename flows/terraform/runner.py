@@ -92,18 +92,17 @@ class Terraform:
     def show_json(self, plan_file: Path) -> dict[str, Any]:
         """A saved plan as JSON (``terraform show -json``), for the policies; never logged:
         it may hold values Terraform marks sensitive."""
+        plan: dict[str, Any] = json.loads(self._read("show", ["-json", str(plan_file)]))
+        return plan
+
+    def _read(self, command: str, args: list[str]) -> str:
+        """The stdout of a command that answers in JSON; never logged (it may hold secrets)."""
         proc = subprocess.run(
-            self._argv("show", ["-json", str(plan_file)]),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
+            self._argv(command, args), env=self.env, capture_output=True, text=True, timeout=300, check=False
         )
         if proc.returncode != 0:
-            raise classify([self.redact(proc.stderr)], command="show", exit_code=proc.returncode)
-        plan: dict[str, Any] = json.loads(proc.stdout)
-        return plan
+            raise classify([self.redact(proc.stderr)], command=command, exit_code=proc.returncode)
+        return proc.stdout
 
     def destroy(self) -> CommandResult:
         return self._run(
@@ -118,17 +117,7 @@ class Terraform:
 
     def output(self) -> dict[str, OutputValue]:
         """Outputs in clear (never logged); sensitive ones are added to the redactor."""
-        proc = subprocess.run(
-            self._argv("output", ["-json"]),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise classify([self.redact(proc.stderr)], command="output", exit_code=proc.returncode)
-        outputs = parse_outputs(proc.stdout)
+        outputs = parse_outputs(self._read("output", ["-json"]))
         self.redact.add(s for o in outputs.values() if o.sensitive for s in sensitive_values(o.value))
         return outputs
 
