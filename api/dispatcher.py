@@ -34,7 +34,7 @@ from api.sweeps.service import SweepService
 from flows.contract import Operation, PolicyResult
 from flows.locks import client_limit_name
 from flows.logs import bound
-from flows.workflows import workflow
+from flows.workflows import work_pool_name, workflow
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class Dispatcher:
         self.callbacks = callbacks or CallbackSender(runs.registry, None)
         self.sweep_sync_interval = max(5.0, sync_interval)
         self._next_sweep_sync = 0.0
+        self._workers_checked_at = -1e9
+        self._workers_polling_now = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -269,14 +271,23 @@ class Dispatcher:
                 log.warning("run %s: %s; handed back to the work pool", run.id, reason)
             return None
         late = view.late_by(now)
-        if late > self.late_after:
+        if late > self.late_after and not await self._workers_polling():
             reason = (
-                f"no worker started the flow run within {self.late_after:.0f}s "
-                "(is a worker polling the work pool?)"
+                f"no worker started the flow run within {self.late_after:.0f}s and none polls "
+                f"the work pool {work_pool_name()!r}: start one (tenantform worker), then retry"
             )
             await self.prefect.cancel_flow_run(view.id, reason)
             return self.runs.end(run.id, RunStatus.failed, reason)
         return None
+
+    async def _workers_polling(self) -> bool:
+        """A late run behind a burst waits its turn while workers poll (they are busy with
+        the runs ahead of it); it is failed as late only when no worker polls the pool.
+        Asked of Prefect at most every 10 s."""
+        if time.monotonic() >= self._workers_checked_at + 10:
+            self._workers_polling_now = await self.prefect.polling_workers(work_pool_name()) > 0
+            self._workers_checked_at = time.monotonic()
+        return self._workers_polling_now
 
     async def _after_end(self, run: Run, ended: RunStatus) -> None:
         """A run that ended without completing may have died holding its client's slot;

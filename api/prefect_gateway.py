@@ -31,7 +31,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort, LogSort
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled, Cancelling, Scheduled, to_state_create
 
 from flows import prefect_adapter
@@ -59,6 +59,8 @@ class LogLine:
     message: str
 
 
+WORKER_SEEN_SECONDS = 90.0
+"""A worker heartbeats every 30 s by default: three missed and it is taken for gone."""
 CANCELLING_BOUND = 30.0
 """Seconds a never-started run may stay Cancelling before it is Cancelled outright."""
 
@@ -248,6 +250,22 @@ class PrefectGateway:
                 Cancelled(message=reason) if without_process else Cancelling(message=reason)
             )
             await client.set_flow_run_state(UUID(flow_run_id), new_state, force=True)
+
+    async def polling_workers(self, pool: str, within: float = WORKER_SEEN_SECONDS) -> int:
+        """Workers of ``pool`` that polled within ``within`` seconds (their heartbeats)."""
+        async with get_client() as client:
+            try:
+                workers = await client.read_workers_for_work_pool(pool)
+            except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+                if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                    raise
+                return 0  # no such pool: nobody polls it
+        now = datetime.now(UTC)
+        return sum(
+            1
+            for w in workers
+            if w.last_heartbeat_time is not None and (now - w.last_heartbeat_time).total_seconds() < within
+        )
 
     async def reschedule(self, flow_run_id: str, reason: str) -> bool:
         """Hand a run a dead worker took back to the pool; False when it has moved on

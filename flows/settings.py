@@ -144,7 +144,10 @@ class GatewaySection(BaseModel):
         None, description="Key of the HMAC-SHA256 signature on calls to clients' callback URLs."
     )
     late_run_seconds: float = Field(
-        600, gt=0, description="A flow run no worker has started after this long is cancelled and failed."
+        600,
+        gt=0,
+        description="A flow run no worker has started after this long, while no worker polls its "
+        "pool, is cancelled and failed (behind busy workers it waits its turn).",
     )
     pending_run_seconds: float = Field(
         300,
