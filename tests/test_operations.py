@@ -10,6 +10,7 @@ import pytest
 from flows import provision
 from flows.contract import FlowParameters, Operation, RunResult
 from flows.settings import Settings
+from flows.tasks import PolicyCheck
 
 OTHERS = [op for op in Operation if op not in provision.ACTIONS]
 
@@ -29,7 +30,7 @@ def test_act_refuses_an_operation_it_does_not_know(
     job: Any = SimpleNamespace(settings=Settings())
     result = RunResult(run_id="r", operation=operation, client_id="c", target="local", terraform="t")
     with pytest.raises(provision.UnsupportedOperation, match=f"'{operation.value}' is not one of"):
-        provision._act(job, result)
+        provision._act(job, result, PolicyCheck(operation=operation.value))
     assert ran == [], "nothing was run, least of all a plan"
 
 
