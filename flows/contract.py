@@ -78,6 +78,11 @@ class FlowParameters(BaseModel):
         False, description="Plan, publish the plan, and wait for approval before applying it."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="The client's labels, for policies.")
+    revision: str = Field(
+        "",
+        description="The module revision the run plans and applies (flows.terraform.revisions); "
+        "empty: the target's module as on disk (runs queued before revisions existed).",
+    )
     policy_override: PolicyOverride | None = Field(
         None, description="Soft-mandatory policies this run may break (POST /api/runs/{id}/override)."
     )
@@ -113,7 +118,7 @@ class RunResult(BaseModel):
     )
     drift: list[str] = Field(default_factory=list, description="Resources changed outside Terraform.")
     has_changes: bool = False
-    module_version: str = Field("", description="Content hash of the Terraform module the run used.")
+    module_version: str = Field("", description="The module revision the run used (its content hash).")
     message: str = Field("", description="What the run did, when a fixed sentence would hide it.")
     policies: list[PolicyResult] = Field(
         default_factory=list, description="Each policy's verdict on the run's plan (empty: no plan checked)."

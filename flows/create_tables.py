@@ -46,7 +46,9 @@ def create_tables(params: FlowParameters) -> dict[str, Any]:
     """Apply the hospital schema to the client's database."""
     settings = get_settings()
     client_id, target = params.client_id, params.target
-    job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
+    job = Job.create(
+        settings, client_id, target, params.inputs, run_id=params.run_id, revision=params.revision
+    )
     retry = retrying(settings)
     with client_lock(client_id, **lock_options(settings)) as job.previous_holder:
         prepare_vars.with_options(**retry)(job)

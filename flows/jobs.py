@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,7 +14,9 @@ from flows.settings import Settings
 from flows.targets import Target, get_target
 from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
+from flows.terraform.modules import MODULES, module_version
 from flows.terraform.redact import Redactor, sensitive_values
+from flows.terraform.revisions import UnknownRevision, revision_store
 from flows.terraform.runner import LogFn, ProgressFn, Terraform
 from flows.terraform.workspace import Workspace
 
@@ -35,15 +38,34 @@ class Job:
     """The flow run that acted on this client's state before (``flows.locks.take_holder``)."""
     run_id: str = ""
     """The run acting on the client (tagged on the instances of the cloud targets)."""
+    revision: str = ""
+    """The module revision the run plans and applies (its content hash)."""
+    module_dir: Path | None = None
+    """That revision's files; None: the module as on disk."""
 
     @classmethod
     def create(
-        cls, settings: Settings, client_id: str, target: str, inputs: dict[str, Any], *, run_id: str = ""
+        cls,
+        settings: Settings,
+        client_id: str,
+        target: str,
+        inputs: dict[str, Any],
+        *,
+        run_id: str = "",
+        revision: str = "",
     ) -> Job:
+        """``revision``: a stored module revision (the worker only reads the store); empty:
+        the module as on disk, for runs queued before revisions existed."""
         try:
             entry = get_target(target)
+            if revision:
+                module_dir: Path = revision_store(settings).files(entry.module, revision)
+            else:
+                module_dir, revision = MODULES / entry.module, module_version(entry.module)
             parsed = entry.parse_inputs(inputs)
             backend = entry.backend(settings, client_id)
+        except UnknownRevision as exc:
+            raise JobNotReady(f"client {client_id} cannot run: {exc}") from None
         except ValidationError as exc:
             fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise JobNotReady(
@@ -64,6 +86,8 @@ class Job:
             backend=backend,
             redactor=redactor,
             run_id=run_id,
+            revision=revision,
+            module_dir=module_dir,
         )
 
     @property
@@ -71,7 +95,9 @@ class Job:
         return StackContext(client_id=self.client_id, run_id=self.run_id, settings=self.settings)
 
     def prepare(self) -> None:
-        self.workspace.prepare(self.target.module, self.inputs.to_tfvars(self.context), self.backend)
+        self.workspace.prepare(
+            self.target.module, self.inputs.to_tfvars(self.context), self.backend, self.module_dir
+        )
 
     def secret_variables(self) -> dict[str, str]:
         """The inputs' secret Terraform variables as ``TF_VAR_*``: in the environment of the

@@ -40,7 +40,6 @@ from flows.tasks import (
     terraform_plan,
 )
 from flows.terraform.events import CommandResult
-from flows.terraform.modules import module_version
 
 ACTIONS = frozenset({Operation.provision, Operation.destroy, Operation.plan})
 """The operations these flows carry out; any other is refused before anything runs."""
@@ -66,14 +65,16 @@ def _run(operation: Operation, params: FlowParameters) -> RunResult:
     _require_action(operation)
     settings = get_settings()
     client_id, target = params.client_id, params.target
-    job = Job.create(settings, client_id, target, params.inputs, run_id=params.run_id)
+    job = Job.create(
+        settings, client_id, target, params.inputs, run_id=params.run_id, revision=params.revision
+    )
     result = RunResult(
         run_id=params.run_id,
         operation=operation,
         client_id=client_id,
         target=target,
         terraform=str(job.terraform().binary),
-        module_version=module_version(job.target.module),
+        module_version=job.revision,
     )
     check = _policy_check(operation, params)
     # No ``tags()`` around the tasks: a tagged task run asks Prefect for its tags'

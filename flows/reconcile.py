@@ -32,7 +32,6 @@ from flows.locks import ClientBusy, client_lock
 from flows.policy import PolicyDenied
 from flows.settings import Settings, get_settings
 from flows.tasks import TASK_OPTIONS, PolicyCheck, check_plan, unlocking
-from flows.terraform.modules import module_version
 
 SAFE_ACTIONS = frozenset({"create", "update"})
 """What healing may apply; a plan with any other action (delete, replace) is reported."""
@@ -61,8 +60,15 @@ def check_client(target: SweepTarget) -> DriftCheck:
     checked = DriftCheck(
         client_id=params.client_id, status=DriftStatus.unknown, checked_at=datetime.now(UTC), action="none"
     )
-    job = Job.create(settings, params.client_id, params.target, params.inputs, run_id=params.run_id)
-    checked.module_version = module_version(job.target.module)
+    job = Job.create(
+        settings,
+        params.client_id,
+        params.target,
+        params.inputs,
+        run_id=params.run_id,
+        revision=params.revision,
+    )
+    checked.module_version = job.revision
     log = get_run_logger().info
     try:
         with client_lock(params.client_id, settings.fleet_concurrency, wait=False) as job.previous_holder:

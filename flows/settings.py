@@ -69,6 +69,18 @@ class EngineSection(BaseModel):
         "plan with the built-in ones; read afresh by every run. A relative path is taken from the "
         "project directory.",
     )
+    module_revisions_dir: Path | None = Field(
+        None,
+        description="Where module revisions are kept (the gateway records them, every worker reads "
+        "them: share it between them all); default: <TENANTFORM_DATA_DIR>/revisions. A relative path "
+        "is taken from the project directory.",
+    )
+    module_revision_label: str = Field(
+        "",
+        max_length=128,
+        description="Label of the module revisions the gateway records; empty: `git describe` of the "
+        "project, else the package version.",
+    )
     state_backend: Literal["local", "pg"] = Field(
         "local", description="State backend of the local* targets: per-client file or PostgreSQL."
     )
@@ -225,6 +237,13 @@ class Settings(CliSection, NotificationsSection, GatewaySection, EngineSection, 
         """Absolute; a relative data dir is taken from the project directory, never from the
         directory a run happens to start in (a worker's runs start in temporary ones)."""
         return (PROJECT_ROOT / self.data_dir).resolve()
+
+    @property
+    def revisions_root(self) -> Path:
+        """``MODULE_REVISIONS_DIR`` made absolute, or ``<data dir>/revisions``."""
+        if self.module_revisions_dir is None:
+            return self.root / "revisions"
+        return (PROJECT_ROOT / self.module_revisions_dir).resolve()
 
     @property
     def policy_dirs(self) -> list[Path]:

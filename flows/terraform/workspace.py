@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.terraform.backends import BackendConfig
+from flows.terraform.modules import module_files
 from infrastructure.localcloud import PROVIDER_ADDRESS as LOCALCLOUD_SOURCE
 from infrastructure.localcloud import PROVIDER_VERSION as LOCALCLOUD_VERSION
 
@@ -82,17 +83,19 @@ class Workspace:
         plans.mkdir(parents=True, exist_ok=True, mode=0o700)
         return plans / f"{run_id}.tfplan"
 
-    def prepare(self, module: str, tfvars: dict[str, Any], backend: BackendConfig) -> None:
-        source = MODULES / module
+    def prepare(
+        self, module: str, tfvars: dict[str, Any], backend: BackendConfig, source: Path | None = None
+    ) -> None:
+        """Module files from ``source`` (a stored revision's directory), else as on disk."""
+        source = source if source is not None else MODULES / module
         if not source.is_dir():
-            raise FileNotFoundError(f"no Terraform module {module!r} under {MODULES}")
+            raise FileNotFoundError(f"no Terraform module {module!r} at {source}")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         for old in self.path.glob("*.tf*"):
             if old.is_file() and old.name != ".terraform.lock.hcl":
                 old.unlink()
-        for item in source.iterdir():
-            if item.is_file() and item.suffix in {".tf", ".json"}:
-                shutil.copy2(item, self.path / item.name)
+        for item in module_files(source):
+            shutil.copy2(item, self.path / item.name)
         _write_private(self.path / "terraform.tfvars.json", json.dumps(tfvars, indent=2))
         _write_private(self.path / "backend.tf.json", json.dumps(backend.as_json(), indent=2))
 

@@ -1,0 +1,84 @@
+"""The module revision store: content-addressed, immutable, written atomically, safe to
+record from many processes at once, and an unknown revision is an error a person can act on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from flows.settings import Settings
+from flows.terraform.modules import MODULES, module_version, tree_hash
+from flows.terraform.revisions import RevisionStore, UnknownRevision, revision_store
+
+
+def copy_of_local(tmp_path: Path) -> Path:
+    module = tmp_path / "module"
+    shutil.copytree(MODULES / "local", module)  # links become plain files, as a workspace copies
+    return module
+
+
+def test_the_id_is_the_module_version_and_files_are_copied_with_links_followed(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path / "store")
+    made = store.record("local", "v1")
+    assert made.id == module_version("local") and made.label == "v1" and made.module == "local"
+    where = store.files("local", made.id)
+    assert where == tmp_path / "store" / "local" / made.id
+    link = MODULES / "local" / "instance_variables.tf"
+    assert link.is_symlink()  # the module links it; the revision holds the file itself
+    copied = where / "instance_variables.tf"
+    assert not copied.is_symlink() and copied.read_text() == link.read_text()
+    assert json.loads((where / "revision.json").read_text())["id"] == made.id
+    assert tree_hash(where) == made.id  # revision.json is not part of the content
+
+
+def test_record_is_idempotent_and_keeps_the_first_sighting(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path)
+    first = store.record("local", "first")
+    again = store.record("local", "second")
+    assert again == first  # same id, same first_seen, the first label
+    assert store.list("local") == [first]
+
+
+def test_concurrent_records_make_one_revision_and_leave_no_staging(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: store.record("local"), range(16)))
+    assert len({m.model_dump_json() for m in made}) == 1
+    assert [p.name for p in (tmp_path / "local").iterdir()] == [made[0].id]
+
+
+def test_an_edited_module_is_a_new_revision_and_the_old_one_stays(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path / "store")
+    old = store.record("local")
+    module = copy_of_local(tmp_path)
+    (module / "extra.tf").write_text('resource "localcloud_bucket" "extra" {\n  name = "x"\n}\n')
+    new = store.record("local", "edited", source=module)
+    assert new.id != old.id
+    assert [r.id for r in store.list("local")] == [old.id, new.id]  # oldest first
+    assert (store.files("local", new.id) / "extra.tf").is_file()
+    assert not (store.files("local", old.id) / "extra.tf").exists()
+    (module / "extra.tf").unlink()  # the source changing afterwards changes no revision
+    assert (store.files("local", new.id) / "extra.tf").is_file()
+
+
+@pytest.mark.parametrize("revision", ["0123456789abcdef", "", "../local", ".hidden"])
+def test_an_unknown_revision_names_the_module_the_revision_and_where_to_look(
+    tmp_path: Path, revision: str
+) -> None:
+    store = RevisionStore(tmp_path)
+    store.record("local")
+    with pytest.raises(UnknownRevision) as caught:
+        store.files("local", revision)
+    message = str(caught.value)
+    assert "'local'" in message and repr(revision) in message
+    assert "GET /api/targets/{target}/revisions" in message
+
+
+def test_the_store_lives_under_the_data_dir_unless_set(tmp_path: Path) -> None:
+    assert revision_store(Settings(data_dir=tmp_path)).root == tmp_path / "revisions"
+    shared = tmp_path / "shared"
+    assert revision_store(Settings(data_dir=tmp_path, module_revisions_dir=shared)).root == shared
