@@ -14,6 +14,7 @@ from api.prefect_gateway import PrefectGateway
 from api.registry.db import Registry
 from api.runs.service import RunService
 from api.sweeps.service import SweepService
+from api.targets.service import TargetService
 
 
 def _state(name: str) -> Callable[[Request], Any]:
@@ -29,4 +30,5 @@ Clients = Annotated[ClientService, Depends(_state("clients"))]
 Runs = Annotated[RunService, Depends(_state("runs"))]
 Hospitals = Annotated[HospitalService, Depends(_state("hospitals"))]
 Sweeps = Annotated[SweepService, Depends(_state("sweeps"))]
+Targets = Annotated[TargetService, Depends(_state("targets"))]
 Prefect = Annotated[PrefectGateway, Depends(_state("prefect"))]

@@ -26,11 +26,13 @@ from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
 from api.registry.models import InvalidTransition
 from api.responses import AIRFLOW_ROUTES
-from api.routes import clients, hospitals, keys, meta, provision, reconcile, runs
+from api.routes import clients, hospitals, keys, meta, provision, reconcile, runs, targets
 from api.runs.service import RunService
 from api.sweeps.service import SweepService
+from api.targets.service import TargetService
 from flows.logs import configure as configure_logging
 from flows.settings import get_settings
+from flows.targets import all_targets
 
 
 @asynccontextmanager
@@ -63,6 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry, app.state.prefect, app.state.dispatcher = registry, prefect, dispatcher
     app.state.clients, app.state.runs, app.state.sweeps = client_service, run_service, sweeps
     app.state.hospitals = HospitalService(client_service)
+    app.state.targets = TargetService(client_service)
+    for target in all_targets().values():  # a module edited since the last start: a new revision
+        client_service.revisions.current(target.module)
     app.state.keys = KeyService(registry)
     app.state.metrics.attach(registry)
     dispatcher.on_dispatched = app.state.metrics.dispatch_latency.observe
@@ -115,6 +120,7 @@ def create_app() -> FastAPI:
         clients.router,
         runs.router,
         reconcile.router,
+        targets.router,
         keys.router,
     ):
         app.include_router(router)

@@ -6,19 +6,36 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, create_model
 
+from api.clients.labels import Labels
 from api.registry.models import ApiKey, Approval, Client, DriftRecord, Run, RunStatus, Scope, Sweep
+from flows.clouds.hospital import HospitalInputs
 from flows.clouds.instances import InstanceOutput
 from flows.contract import PolicyOverride, PolicyResult, Remediation, ResourceChange, SweepTarget
 from flows.targets import by_cloud_provider
 from flows.terraform.events import ApplyProgress
+from flows.terraform.revisions import Revision
+
+
+def with_labels(model: type[BaseModel]) -> type[BaseModel]:
+    """A target's own input model, plus the client's ``labels`` (kept out of its inputs)."""
+    return create_model(
+        model.__name__,
+        __base__=model,
+        __module__=model.__module__,
+        __doc__=model.__doc__,
+        labels=(Labels, Field(default_factory=dict)),
+    )
+
+
+HospitalRequest: Any = with_labels(HospitalInputs)
 
 
 def _provision_request() -> Any:
     """The Airflow request: a union of the catalogue's instance targets, told apart by
     ``cloud_provider`` (so an unknown provider is a 422 naming that field)."""
-    models = tuple(dict.fromkeys(t.inputs for t in by_cloud_provider().values()))
+    models = tuple(with_labels(m) for m in dict.fromkeys(t.inputs for t in by_cloud_provider().values()))
     if len(models) == 1:
         return models[0]
     return Annotated[Union[models], Field(discriminator="cloud_provider")]  # noqa: UP007
@@ -176,6 +193,12 @@ class ClientView(BaseModel):
     callback_url: str | None = Field(None, description="Told of every run's end.")
     drift: DriftView
     module_version: str | None = Field(None, description="Hash of the module that built the state.")
+    revision: str | None = Field(
+        None,
+        description="The module revision the client is pinned to (its runs use it; an upgrade moves "
+        "it); null until its first provision completes.",
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="The client's labels.")
     created_at: Timestamp
     updated_at: Timestamp
     latest_run: RunSummary | None = None
@@ -189,6 +212,8 @@ class ClientView(BaseModel):
             callback_url=client.callback_url,
             drift=DriftView.of(client),
             module_version=client.module_version,
+            revision=client.revision,
+            labels=client.labels or {},
             client_uuid=client.id,
             kind=client.kind,
             target=client.target,
@@ -316,13 +341,15 @@ class Accepted(BaseModel):
         )
 
     @classmethod
-    def unchanged(cls, client_id: str, latest: Run | None) -> Accepted:
+    def unchanged(
+        cls, client_id: str, latest: Run | None, message: str = "the patch changes nothing; no run started"
+    ) -> Accepted:
         return cls(
             request_id=latest.id if latest else "",
             client_uuid=client_id,
             operation=latest.operation if latest else "",
             status=latest.status if latest else "",
-            message="the patch changes nothing; no run started",
+            message=message,
         )
 
 
@@ -380,3 +407,51 @@ class KeyView(BaseModel):
 
 class KeyCreated(KeyView):
     key: str = Field(description="Shown once: store it now.")
+
+
+class UpgradeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str = Field(
+        pattern=r"^[0-9a-f]{16}$",
+        description="A module revision of the client's target (GET /api/targets/{target}/revisions).",
+        examples=["3f2a9c4b7d1e5f60"],
+    )
+
+
+class RevisionView(BaseModel):
+    id: str = Field(description="Content hash of the module's files.")
+    label: str = Field(description="What the gateway that recorded it was: git describe or version.")
+    first_seen: Timestamp
+
+    @classmethod
+    def of(cls, revision: Revision) -> RevisionView:
+        return cls(id=revision.id, label=revision.label, first_seen=revision.first_seen)
+
+
+class TargetView(BaseModel):
+    name: str
+    description: str
+    module: str
+    newest_revision: RevisionView = Field(description="The module as on disk: what new clients get.")
+    clients: int = Field(description="Its clients not destroyed.")
+    clients_on_newest: int = Field(description="Of those, the ones pinned to the newest revision.")
+
+
+class TargetList(BaseModel):
+    targets: list[TargetView]
+
+
+class RevisionUse(RevisionView):
+    newest: bool = Field(description="The module as on disk now: what new clients get.")
+    clients: int = Field(description="Clients (not destroyed) pinned to it.")
+    client_uuids: list[str] = Field(description="Those clients, oldest first, at most 1000.")
+
+
+class RevisionList(BaseModel):
+    target: str
+    module: str
+    revisions: list[RevisionUse] = Field(description="Oldest first.")
+    unpinned: int = Field(
+        0, description="Clients (not destroyed) pinned to no revision this store holds (none yet, or lost)."
+    )

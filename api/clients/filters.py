@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 from sqlalchemy import Select
 
+from api.clients.labels import MAX_LABELS, LabelKey, LabelValue
 from api.registry.models import Client, ClientStatus
 from flows.contract import DriftStatus
 
@@ -23,6 +24,11 @@ class ClientFilter(BaseModel):
     target: str | None = Field(None, max_length=64)
     parent: UUID | None = None
     include_destroyed: bool = False
+    labels: list[tuple[LabelKey, LabelValue | None]] = Field(
+        default_factory=list,
+        max_length=MAX_LABELS,
+        description="Each [key, value] a client's labels must hold; value null: the key, any value.",
+    )
 
     def apply(
         self,
@@ -44,6 +50,9 @@ class ClientFilter(BaseModel):
             query = query.where(Client.target == self.target)
         if self.parent is not None:
             query = query.where(Client.parent_id == str(self.parent))
+        for key, value in self.labels:
+            held = Client.labels[key].as_string()
+            query = query.where(held.is_not(None) if value is None else held == value)
         if client_id is not None:
             query = query.where(Client.id == client_id)
         if sweepable:

@@ -1,6 +1,11 @@
 """Rules of clients: accepting a client and its first provision (idempotently), starting
-an operation on it, changing its inputs or settings, retrying its last run, reading it.
-Whether a client takes a request is decided by ``Client``'s own methods."""
+an operation on it, changing its inputs, labels or settings, retrying its last run,
+upgrading it to another module revision, reading it. Whether a client takes a request is
+decided by ``Client``'s own methods.
+
+A new client is built with its target's newest module revision (the module as on disk,
+recorded) and stays pinned to it: every later run uses the client's revision, and only an
+upgrade (a provision of another revision) moves it."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.clients import store
 from api.clients.filters import ClientFilter
+from api.clients.labels import validated
 from api.errors import Conflict, InvalidInput, NotFound
 from api.keys import caller_name
 from api.merge_patch import merge_patch, value_at
@@ -23,7 +29,9 @@ from api.registry.models import Approval, Client, ClientStatus, InvalidTransitio
 from api.runs import store as runs
 from api.runs.store import Accepted, fingerprint
 from flows.contract import Operation, PolicyOverride, Remediation
+from flows.settings import get_settings
 from flows.targets import get_target
+from flows.terraform.revisions import RevisionStore, UnknownRevision, revision_store
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,24 @@ def _frozen_error(path: str) -> dict[str, Any]:
 
 
 class ClientService:
-    def __init__(self, registry: Registry, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        wake: Callable[[], None] = lambda: None,
+        revisions: RevisionStore | None = None,
+    ) -> None:
         self.registry = registry
         self.wake = wake
+        self.revisions = revisions or revision_store(get_settings())
+
+    def newest_revision(self, target: str) -> str:
+        """The target's module as on disk, recorded (cheap and idempotent: a few files hashed)."""
+        return self.revisions.current(get_target(target).module).id
+
+    def _pinned(self, client: Client) -> str:
+        """The revision a client's runs use: its own, or the newest while it has none yet
+        (its first provision has not completed)."""
+        return client.revision or self.newest_revision(client.target)
 
     # Accepting ---------------------------------------------------------------------------
     def create_client(
@@ -58,6 +81,7 @@ class ClientService:
         parent_id: str | None = None,
         idempotency_key: str | None = None,
         unique: UniqueInFamily | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Accepted:
         """A new client and its first provision run, in one transaction.
 
@@ -66,7 +90,9 @@ class ClientService:
         ``unique``, a sub-client whose value clashes with its parent's or a live sibling's
         is a conflict naming the field.
         """
-        body_print = fingerprint({"kind": kind, "target": target, "inputs": inputs, "parent": parent_id})
+        labels = validated(labels or {})
+        body = {"kind": kind, "target": target, "inputs": inputs, "parent": parent_id}
+        body_print = fingerprint({**body, "labels": labels} if labels else body)
         if idempotency_key and (same := self._by_idempotency_key(idempotency_key, body_print)):
             return same
         if client_id or parent_id:
@@ -76,6 +102,7 @@ class ClientService:
                 if parent_id and session.get(Client, parent_id) is None:
                     raise NotFound(f"parent client {parent_id} not found")
         cid = client_id or new_id()
+        revision = self.newest_revision(target)
         try:
             with self.registry.session() as session:
                 if parent_id and unique is not None:
@@ -87,11 +114,14 @@ class ClientService:
                     name=name,
                     parent_id=parent_id,
                     inputs=inputs,
+                    labels=labels,
                     fingerprint=body_print,
                     status=ClientStatus.pending,
                 )
                 session.add(client)
-                run = runs.add(session, client, Operation.provision, idempotency_key, body_print)
+                run = runs.add(
+                    session, client, Operation.provision, idempotency_key, body_print, revision=revision
+                )
         except IntegrityError:
             # A concurrent identical request won the race: answer with its run.
             if idempotency_key and (same := self._by_idempotency_key(idempotency_key, body_print)):
@@ -124,11 +154,15 @@ class ClientService:
                 client.require_destroyable(live, cascade=cascade)
                 for child in live:
                     if not (destroy := runs.open_run(session, child.id, Operation.destroy)):
-                        destroy = runs.add(session, child, Operation.destroy, None, op_print)
+                        destroy = runs.add(
+                            session, child, Operation.destroy, None, op_print, revision=self._pinned(child)
+                        )
                     self._drop_awaiting(session, child.id, destroy)
             if pending := runs.open_run(session, client_id, operation):
                 return Accepted(run=pending, client=client, created=False)
-            run = runs.add(session, client, operation, idempotency_key, op_print)
+            run = runs.add(
+                session, client, operation, idempotency_key, op_print, revision=self._pinned(client)
+            )
             if operation is Operation.destroy:
                 self._drop_awaiting(session, client_id, run)
         self.wake()
@@ -138,11 +172,21 @@ class ClientService:
         self, client_id: str, patch: dict[str, Any], *, approval: Approval | None = None
     ) -> Accepted | None:
         """Merge ``patch`` into the client's inputs (RFC 7396), validate the result with the
-        target's own model, and start a provision that applies the difference. None when
-        the patch changes nothing."""
+        target's own model, and start a provision that applies the difference, with the
+        client's own revision (never a newer one: that is an upgrade). The patch's ``labels``
+        member merges into the client's labels instead, in the registry only: no run. None
+        when the patch changes no input."""
+        patch, relabel = dict(patch), "labels" in patch
+        labels_patch = patch.pop("labels", None)
+        if labels_patch is not None and not isinstance(labels_patch, dict):
+            raise InvalidInput([{"loc": ["body", "labels"], "msg": "must be an object", "type": "dict_type"}])
         with self.registry.session() as session:
             client = store.locked(session, client_id)
             client.require_accepting(None, runs.open_run(session, client_id, Operation.destroy))
+            if relabel:  # null: every label removed
+                client.labels = validated(merge_patch(client.labels or {}, labels_patch) or {})
+            if not patch:
+                return None
             target = get_target(client.target)
             merged = merge_patch(client.inputs, patch)
             frozen = [p for p in target.immutable if value_at(merged, p) != value_at(client.inputs, p)]
@@ -158,7 +202,15 @@ class ClientService:
                 return None
             client.inputs = inputs
             body_print = fingerprint({"client": client_id, "patch": patch, "inputs": inputs})
-            run = runs.add(session, client, Operation.provision, None, body_print, approval=approval)
+            run = runs.add(
+                session,
+                client,
+                Operation.provision,
+                None,
+                body_print,
+                approval=approval,
+                revision=self._pinned(client),
+            )
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
@@ -168,8 +220,19 @@ class ClientService:
             client = store.locked(session, client_id)
             client.require_accepting(None, runs.open_run(session, client_id, Operation.destroy))
             last = client.require_retryable(runs.latest(session, client_id))
-            operation, inputs = Operation(last.operation), runs.parameters(last).inputs
-            run = runs.add(session, client, operation, None, last.fingerprint, inputs, approval)
+            operation, repeated = Operation(last.operation), runs.parameters(last)
+            # The same revision too: a failed upgrade retried is that upgrade again.
+            revision = repeated.revision or self._pinned(client)
+            run = runs.add(
+                session,
+                client,
+                operation,
+                None,
+                last.fingerprint,
+                repeated.inputs,
+                approval,
+                revision=revision,
+            )
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
@@ -201,6 +264,29 @@ class ClientService:
                 params.inputs,
                 approval,
                 policy_override=override,
+                revision=params.revision or self._pinned(client),
+            )
+        self.wake()
+        return Accepted(run=run, client=client, created=True)
+
+    def upgrade(self, client_id: str, revision: str, *, approval: Approval | None = None) -> Accepted:
+        """A provision run with another module revision of the client's target: the client
+        moves to it when the run completes and stays where it was when it fails. The same
+        revision again is a provision like any other."""
+        with self.registry.session() as session:
+            client = store.locked(session, client_id)
+            client.require_accepting(
+                Operation.provision, runs.open_run(session, client_id, Operation.destroy)
+            )
+            if client.gone:
+                raise InvalidTransition(f"client {client.id} is {client.status}; it cannot be upgraded")
+            try:
+                self.revisions.get(get_target(client.target).module, revision)
+            except UnknownRevision as exc:
+                raise Conflict(f"client {client.id} ({client.target}) cannot be upgraded: {exc}") from None
+            body_print = fingerprint({"client": client_id, "upgrade": revision})
+            run = runs.add(
+                session, client, Operation.provision, None, body_print, approval=approval, revision=revision
             )
         self.wake()
         return Accepted(run=run, client=client, created=True)

@@ -31,13 +31,15 @@ class HospitalService:
         self.clients = clients
 
     def register(self, hospital: HospitalInputs) -> Accepted:
+        """``hospital`` may carry the client's ``labels`` (the request model's), never inputs."""
         target, _ = hospital_targets(get_settings())
         return self.clients.create_client(
             kind="hospital",
             target=target,
-            inputs=hospital.model_dump(mode="json"),
+            inputs=hospital.model_dump(mode="json", exclude={"labels"}),
             client_id=str(hospital.client_uuid),
             name=hospital.client_name,
+            labels=getattr(hospital, "labels", None),
         )
 
     def register_sub_hospital(self, parent_id: str, hospital: HospitalInputs) -> Accepted:
@@ -53,7 +55,7 @@ class HospitalService:
             kind="sub-hospital",
             target=sub_target,
             inputs={
-                **hospital.model_dump(mode="json"),
+                **hospital.model_dump(mode="json", exclude={"labels"}),
                 "parent_uuid": parent_id,
                 "parent_target": parent.target,
             },
@@ -61,6 +63,7 @@ class HospitalService:
             name=hospital.client_name,
             parent_id=parent_id,
             unique=SHARED_DATABASE_NAME,
+            labels=getattr(hospital, "labels", None),
         )
 
     def list_hospitals(self, *, limit: int, offset: int) -> tuple[list[Client], int]:

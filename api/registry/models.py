@@ -98,6 +98,11 @@ class Client(Base):
     outputs: Mapped[dict[str, Any] | None]
     module_version: Mapped[str | None] = mapped_column(String(64))
     """Content hash of the Terraform module that built the current state."""
+    revision: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The module revision the client is pinned to: its runs plan and apply it, and only a
+    completed provision of another revision (an upgrade) moves it."""
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
+    """Free-form key/value labels (``ring: canary``) rollouts and lists select clients by."""
     approval: Mapped[str] = mapped_column(String(16), default=Approval.auto, server_default="auto")
     remediation: Mapped[str] = mapped_column(String(16), default=Remediation.report, server_default="report")
     drift_status: Mapped[str] = mapped_column(
@@ -188,6 +193,7 @@ class Client(Base):
         if ok and effect[1] == ClientStatus.ready:
             self.outputs = (run.result or {}).get("outputs", {})
             self.module_version = (run.result or {}).get("module_version") or self.module_version
+            self.revision = run.revision or self.module_version
         elif ok and effect[1] == ClientStatus.destroyed:
             self.outputs = None
             self.module_version = None
@@ -215,6 +221,8 @@ class Run(Base):
     """The key that asked for the run (``key:<id>``, ``bootstrap``, ``basic:<user>``)."""
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     """Set when a person asked to cancel (or reject) the run; the run ends ``cancelled``."""
+    revision: Mapped[str | None] = mapped_column(String(64))
+    """The module revision the run plans and applies (None: runs from before revisions)."""
 
     client: Mapped[Client] = relationship(back_populates="runs")
     callbacks: Mapped[list[Callback]] = relationship(back_populates="run")

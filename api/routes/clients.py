@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from api.auth import ApiKey
 from api.clients.filters import ClientFilter
+from api.clients.labels import selectors
 from api.deps import Clients, Runs
 from api.errors import Conflict
 from api.registry.models import Approval, ClientStatus
@@ -23,6 +24,7 @@ from api.schemas import (
     OutputsView,
     RunList,
     RunSummary,
+    UpgradeRequest,
 )
 from flows.contract import DriftStatus, Operation
 
@@ -41,11 +43,22 @@ def list_clients(
     drift: Annotated[DriftStatus | None, Query(description="Only clients with this drift status.")] = None,
     target: Annotated[str | None, Query(max_length=64, description="Only clients of this target.")] = None,
     parent: Annotated[UUID | None, Query(description="Only sub-clients of this client.")] = None,
+    label: Annotated[
+        list[str] | None,
+        Query(
+            max_length=32,
+            description="Only clients with this label: key=value, or key for any value; "
+            "repeated: all of them.",
+            examples=["ring=canary"],
+        ),
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> ClientList:
     """Read from the registry only (indexed filters): no call to Prefect per client."""
-    filters = ClientFilter(status=status, drift=drift, target=target, parent=parent)
+    filters = ClientFilter(
+        status=status, drift=drift, target=target, parent=parent, labels=selectors(label or [])
+    )
     found, total = clients.list_clients(limit=limit, offset=offset, filters=filters)
     return ClientList(total=total, limit=limit, offset=offset, clients=[ClientView.of(c) for c in found])
 
@@ -102,18 +115,22 @@ def change_client(
     patch: Annotated[
         dict[str, Any],
         Body(
-            description="A JSON merge patch (RFC 7396) of the client's inputs.",
-            examples=[{"count": 3}],
+            description="A JSON merge patch (RFC 7396) of the client's inputs; its labels member "
+            "merges into the client's labels (null removes one) without a run.",
+            examples=[{"count": 3}, {"labels": {"ring": "canary", "region": None}}],
             media_type="application/merge-patch+json",
         ),
     ],
     approval: PerRequestApproval = None,
 ) -> Accepted:
-    """Validated by the target's own model; a provision run applies the difference."""
+    """Validated by the target's own model; a provision run applies the difference with the
+    client's own module revision (a newer one comes only by an upgrade)."""
     accepted = clients.update_client(str(client_uuid), patch, approval=approval)
     if accepted is None:
         response.status_code = 200
         client, latest = clients.get_client(str(client_uuid))
+        if "labels" in patch and len(patch) == 1:
+            return Accepted.unchanged(client.id, latest, "labels updated; no run started")
         return Accepted.unchanged(client.id, latest)
     return Accepted.of(accepted.run, accepted.created)
 
@@ -143,6 +160,18 @@ def client_settings(
 def retry_client(client_uuid: UUID, clients: Clients, approval: PerRequestApproval = None) -> Accepted:
     """The last run again (same operation, same inputs); 409 unless it failed or was cancelled."""
     accepted = clients.retry(str(client_uuid), approval=approval)
+    return Accepted.of(accepted.run, accepted.created)
+
+
+@router.post("/clients/{client_uuid}/upgrade", status_code=202, response_model=Accepted)
+def upgrade_client(
+    client_uuid: UUID, body: UpgradeRequest, clients: Clients, approval: PerRequestApproval = None
+) -> Accepted:
+    """A provision run with another module revision of the client's target (same lock,
+    history, approval and callbacks as any): the client is pinned to it once the run
+    completes, and stays on its old one if it fails. 409 for a revision the target's module
+    never had, or a client destroyed or being destroyed."""
+    accepted = clients.upgrade(str(client_uuid), body.revision, approval=approval)
     return Accepted.of(accepted.run, accepted.created)
 
 

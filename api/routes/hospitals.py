@@ -11,8 +11,7 @@ from api.auth import ApiKey
 from api.deps import Hospitals
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND
 from api.routes.paging import Limit, Offset
-from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted
-from flows.clouds.hospital import HospitalInputs
+from api.schemas import Accepted, ClientList, ClientView, HospitalAccepted, HospitalRequest
 
 router = APIRouter(
     prefix="/api/hospitals",
@@ -23,14 +22,14 @@ router = APIRouter(
 
 
 @router.post("/register", status_code=202, response_model=HospitalAccepted)
-def register(body: HospitalInputs, hospitals: Hospitals) -> HospitalAccepted:
+def register(body: HospitalRequest, hospitals: Hospitals) -> HospitalAccepted:
     """The same UUID and body again returns the same request; another body is a 409."""
     accepted = hospitals.register(body)
     return HospitalAccepted.of(accepted.client, accepted.run, accepted.created)
 
 
 @router.post("/{parent_uuid}/sub-hospitals/register", status_code=202, response_model=HospitalAccepted)
-def register_sub_hospital(parent_uuid: UUID, body: HospitalInputs, hospitals: Hospitals) -> HospitalAccepted:
+def register_sub_hospital(parent_uuid: UUID, body: HospitalRequest, hospitals: Hospitals) -> HospitalAccepted:
     """A sub-hospital shares its parent's SQL instance; it is provisioned once the parent is ready."""
     accepted = hospitals.register_sub_hospital(str(parent_uuid), body)
     return HospitalAccepted.of(accepted.client, accepted.run, accepted.created)

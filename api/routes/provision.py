@@ -32,14 +32,16 @@ def provision(
     clients: Clients,
     idempotency_key: IdempotencyKey = None,
 ) -> ProvisionResponse:
-    """Accept a request for ``count`` instances; a flow run builds them."""
+    """Accept a request for ``count`` instances; a flow run builds them (``labels``: the
+    client's, kept apart from its inputs)."""
     target = by_cloud_provider()[body.cloud_provider]
     accepted = clients.create_client(
         kind="instances",
         target=target.name,
-        inputs=body.model_dump(mode="json"),
+        inputs=body.model_dump(mode="json", exclude={"labels"}),
         name=body.instance_name_prefix,
         idempotency_key=idempotency_key,
+        labels=body.labels,
     )
     return ProvisionResponse.of(accepted.run)
 

@@ -64,9 +64,12 @@ def add(
     inputs: dict[str, Any] | None = None,
     approval: Approval | None = None,
     policy_override: PolicyOverride | None = None,
+    revision: str | None = None,
 ) -> Run:
-    """A new accepted run of ``client``, with its flow's parameters fixed now."""
+    """A new accepted run of ``client``, with its flow's parameters fixed now: its labels, and
+    ``revision`` (default: the one the client is pinned to) as the module revision it runs."""
     run_id = new_id()
+    revision = revision or client.revision
     needs_approval = (approval or client.approval) == Approval.required
     params = FlowParameters(
         run_id=run_id,
@@ -74,6 +77,8 @@ def add(
         target=client.target,
         inputs=client.inputs if inputs is None else inputs,
         approval_required=needs_approval and operation is Operation.provision,
+        labels=dict(client.labels or {}),
+        revision=revision or "",
         policy_override=policy_override,
     )
     run = Run(
@@ -86,6 +91,7 @@ def add(
         idempotency_key=key,
         fingerprint=body_print,
         parameters=params.model_dump(mode="json"),
+        revision=revision,
     )
     session.add(run)
     session.flush()

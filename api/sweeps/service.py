@@ -77,7 +77,12 @@ class SweepService:
         return [
             SweepTarget(
                 params=FlowParameters(
-                    run_id=f"sweep-{c.id}", client_id=c.id, target=c.target, inputs=c.inputs
+                    run_id=f"sweep-{c.id}",
+                    client_id=c.id,
+                    target=c.target,
+                    inputs=c.inputs,
+                    labels=c.labels or {},
+                    revision=c.revision or "",
                 ),
                 remediation=Remediation(c.remediation),
             )

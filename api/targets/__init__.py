@@ -1,0 +1,1 @@
+"""The targets of the catalogue, their module revisions and which clients use each."""
