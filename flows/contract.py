@@ -27,6 +27,8 @@ class Operation(enum.StrEnum):
     create_tables = "create-tables"
     reconcile = "reconcile"
     """A sweep: plans many clients inside one flow run (``flows.reconcile``)."""
+    reconcile_shard = "reconcile-shard"
+    """One shard of a sweep too large for one flow run: a flow run of its own (``flows.shards``)."""
 
 
 class PolicyLevel(enum.StrEnum):
@@ -186,6 +188,11 @@ def publish_sweep(sweep: SweepResult) -> None:
     create_markdown_artifact(
         key=SWEEP_KEY, markdown=f"{_FENCE_OPEN}{body}{_FENCE_CLOSE}", description="sweep result (JSON)"
     )
+
+
+def sweep_markdown(sweep: SweepResult) -> str:
+    """The checks as fenced JSON (``read_sweep`` reads them back)."""
+    return f"{_FENCE_OPEN}{sweep.model_dump_json(indent=2)}{_FENCE_CLOSE}"
 
 
 def read_sweep(markdown: str) -> SweepResult:

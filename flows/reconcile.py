@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 from prefect import flow, get_run_logger, task
+from prefect.states import Completed
 
+from flows import shards
 from flows.contract import (
     DriftCheck,
     DriftStatus,
@@ -121,18 +123,50 @@ def batched(items: list[SweepTarget], size: int) -> Iterator[list[SweepTarget]]:
         yield items[start : start + size]
 
 
-@flow(name="reconcile", flow_run_name="reconcile-sweep", persist_result=True)
-def reconcile(clients: list[SweepTarget] | None = None) -> dict[str, Any]:
-    """Plan every given client (the whole fleet when none are given); publish the checks."""
-    settings = get_settings()
-    targets = list(clients) if clients is not None else list(fleet(settings))
-    logger = get_run_logger()
-    logger.info("sweeping %d client(s), %d at a time", len(targets), settings.fleet_concurrency)
-    sweep = SweepResult()
+def check_all(targets: list[SweepTarget], settings: Settings) -> list[DriftCheck]:
+    """Every target checked as a task of this flow run, ``fleet_concurrency`` at a time."""
+    checks: list[DriftCheck] = []
     for batch in batched(targets, settings.fleet_concurrency):
         futures = [check_client.submit(t) for t in batch]
-        sweep.checks.extend(f.result() for f in futures)
+        checks.extend(f.result() for f in futures)
+    return checks
+
+
+@flow(name="reconcile", flow_run_name="reconcile-sweep", persist_result=True)
+def reconcile(clients: list[SweepTarget] | None = None, shard_size: int | None = None) -> Any:
+    """Plan every given client (the whole fleet when none are given); publish the checks.
+
+    More clients than one shard (``SWEEP_SHARD_SIZE``, or ``shard_size``) fan out: each shard
+    is a flow run of its own on the work pool (``reconcile-shard``), so every worker takes
+    part. A scheduled sweep (no clients given) that finds another fleet sweep still running
+    ends at once, Completed, saying so: sweeps never pile up behind a slow one."""
+    settings = get_settings()
+    logger = get_run_logger()
+    if clients is None and (running := shards.fleet_sweep_running()):
+        reason = f"skipped: the previous sweep (flow run {running}) is still running"
+        logger.warning("%s", reason)
+        return Completed(message=reason)
+    targets = list(clients) if clients is not None else list(fleet(settings))
+    size = shard_size or settings.sweep_shard_size
+    sweep = SweepResult()
+    if len(targets) <= size:
+        logger.info("sweeping %d client(s), %d at a time", len(targets), settings.fleet_concurrency)
+        sweep.checks = check_all(targets, settings)
+    else:
+        sweep.checks = shards.fan_out(list(batched(targets, size)))
     counts = {s.value: sum(c.status is s for c in sweep.checks) for s in DriftStatus}
     logger.info("sweep done: %s", counts)
     publish_sweep(sweep)
     return sweep.model_dump(mode="json")
+
+
+@flow(name="reconcile-shard", flow_run_name="reconcile-shard-{shard}", persist_result=True)
+def reconcile_shard(clients: list[SweepTarget], shard: int = 0) -> dict[str, Any]:
+    """One shard of a sweep: its clients checked here, its checks published for the sweep
+    that started it (``flows.shards``), which records them."""
+    settings = get_settings()
+    logger = get_run_logger()
+    logger.info("shard %d: %d client(s), %d at a time", shard, len(clients), settings.fleet_concurrency)
+    result = SweepResult(checks=check_all(list(clients), settings))
+    shards.publish_shard(result)
+    return result.model_dump(mode="json")

@@ -51,6 +51,12 @@ class EngineSection(BaseModel):
     fleet_concurrency: int = Field(
         2, ge=1, description="Terraform runs at once across all clients (CPU-bound locally)."
     )
+    sweep_shard_size: int = Field(
+        50,
+        ge=1,
+        description="Clients per shard of a reconciliation sweep: a larger sweep runs each shard as a "
+        "flow run of its own on the work pool, so every worker takes part.",
+    )
     lock_timeout: str = Field("60s", description="Terraform -lock-timeout for state locks.")
     gateway_url: str | None = Field(
         None,
