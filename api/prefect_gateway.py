@@ -207,12 +207,22 @@ class PrefectGateway:
         ]
 
     async def read_flow_runs(self, ids: list[str]) -> dict[str, FlowRunView]:
+        """The flow runs of ``ids`` that exist. Read a page at a time until a page comes back
+        empty: Prefect answers at most PREFECT_SERVER_API_DEFAULT_LIMIT (200) runs a call, and
+        a run left out of a truncated answer would be taken for deleted (and its run failed)
+        whenever more than that many are in flight, as in a burst."""
         if not ids:
             return {}
+        runs: list[FlowRun] = []
+        wanted = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids]))
         async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids]))
-            )
+            while len(runs) < len(ids):
+                page = await client.read_flow_runs(
+                    flow_run_filter=wanted, sort=FlowRunSort.ID_DESC, offset=len(runs)
+                )
+                if not page:
+                    break
+                runs.extend(page)
         return {
             str(r.id): FlowRunView(
                 id=str(r.id),

@@ -30,6 +30,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.contract import DriftCheck, DriftStatus, Operation, SweepResult, SweepTarget, read_sweep
 
@@ -94,11 +95,7 @@ def fan_out(groups: list[list[SweepTarget]], poll: float = POLL_SECONDS) -> list
 def _wait(shards: list[Shard], poll: float) -> None:
     waiting = {s.flow_run_id: s for s in shards}
     while waiting:
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in waiting]))
-            )
-        found = {str(r.id): r for r in runs}
+        found = {str(r.id): r for r in _read_flow_runs(list(waiting))}
         for flow_run_id, shard in list(waiting.items()):
             run = found.get(flow_run_id)
             if run is None:
@@ -116,16 +113,30 @@ def _wait(shards: list[Shard], poll: float) -> None:
             time.sleep(poll)
 
 
+def _read_flow_runs(ids: list[str]) -> list[FlowRun]:
+    """A page at a time: Prefect answers at most PREFECT_SERVER_API_DEFAULT_LIMIT a call."""
+    runs: list[FlowRun] = []
+    wanted = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in ids]))
+    with get_client(sync_client=True) as client:
+        while len(runs) < len(ids):
+            page = client.read_flow_runs(flow_run_filter=wanted, sort=FlowRunSort.ID_DESC, offset=len(runs))
+            if not page:
+                break
+            runs.extend(page)
+    return runs
+
+
 def _collect(shards: list[Shard]) -> list[DriftCheck]:
     published: dict[str, SweepResult] = {}
     done = [UUID(s.flow_run_id) for s in shards if s.completed]
     if done:
+        wanted = ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=done), key=ArtifactFilterKey(any_=[SHARD_KEY])
+        )
+        artifacts: list[Any] = []
         with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    flow_run_id=ArtifactFilterFlowRunId(any_=done), key=ArtifactFilterKey(any_=[SHARD_KEY])
-                )
-            )
+            while page := client.read_artifacts(artifact_filter=wanted, offset=len(artifacts)):
+                artifacts.extend(page)
         for artifact in artifacts:
             if artifact.flow_run_id is not None and isinstance(artifact.data, str):
                 published[str(artifact.flow_run_id)] = read_sweep(artifact.data)
