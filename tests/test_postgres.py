@@ -86,3 +86,31 @@ def test_registry_on_postgres(database: str) -> None:
     clients, total = service.list_clients()
     assert total == 1 and clients[0].id == first.client.id
     registry.dispose()
+
+
+def test_labels_filter_on_postgres(database: str) -> None:
+    """The label filter reads the JSON column: ->> on PostgreSQL, json_extract on SQLite."""
+    from api.clients.filters import ClientFilter
+    from api.clients.service import ClientService
+    from api.registry.db import Registry
+
+    registry = Registry(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}")
+    registry.migrate()
+    service = ClientService(registry)
+    inputs = {"cloud_provider": "local", "instance_name_prefix": "pg", "count": 1}
+    canary = service.create_client(
+        kind="instances", target="local", inputs=inputs, labels={"ring": "canary", "region": "eu"}
+    )
+    service.create_client(kind="instances", target="local", inputs=inputs, labels={"region": "eu"})
+    service.create_client(kind="instances", target="local", inputs=inputs)
+
+    def total(*labels: tuple[str, str | None]) -> int:
+        return service.list_clients(filters=ClientFilter(labels=list(labels)))[1]
+
+    assert total(("ring", "canary")) == 1 and total(("region", None)) == 2 and total(("region", "us")) == 0
+    assert total(("ring", "canary"), ("region", "eu")) == 1
+    assert (
+        service.list_clients(filters=ClientFilter(labels=[("ring", "canary")]))[0][0].id == canary.client.id
+    )
+    assert canary.run.revision and canary.run.parameters["labels"] == {"ring": "canary", "region": "eu"}
+    registry.dispose()

@@ -82,3 +82,35 @@ def test_the_store_lives_under_the_data_dir_unless_set(tmp_path: Path) -> None:
     assert revision_store(Settings(data_dir=tmp_path)).root == tmp_path / "revisions"
     shared = tmp_path / "shared"
     assert revision_store(Settings(data_dir=tmp_path, module_revisions_dir=shared)).root == shared
+
+
+def test_migration_0008_pins_existing_clients_to_the_module_that_built_them(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from api.registry.db import MIGRATIONS, Registry
+
+    registry = Registry(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with registry.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        for cid, version in (("built", "0123456789abcdef"), ("never-built", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, kind, target, inputs, fingerprint, status, status_message,"
+                    " module_version, approval, remediation, drift_status, drift_reason, created_at,"
+                    " updated_at) VALUES (:id, 'instances', 'local', '{}', 'f', 'ready', '', :v, 'auto',"
+                    " 'report', 'unknown', '', '2026-01-01', '2026-01-01')"
+                ),
+                {"id": cid, "v": version},
+            )
+    registry.migrate()
+    with registry.engine.begin() as conn:
+        rows = dict(conn.execute(text("SELECT id, revision FROM clients")).all())
+        labels = set(conn.execute(text("SELECT labels FROM clients")).scalars())
+    assert rows == {"built": "0123456789abcdef", "never-built": None}
+    assert labels == {"{}"}
+    registry.dispose()
