@@ -34,6 +34,7 @@ from api.sweeps.service import SweepService
 from flows.contract import Operation, PolicyResult
 from flows.locks import client_limit_name
 from flows.logs import bound
+from flows.settings import get_settings
 from flows.workflows import work_pool_name, workflow
 
 log = logging.getLogger(__name__)
@@ -175,11 +176,24 @@ class Dispatcher:
         """Accepted sweeps to Prefect, each once (the sweep id is the idempotency key)."""
         dispatched = 0
         deployment = workflow(Operation.reconcile).deployment_name
+        shard_size = get_settings().sweep_shard_size
+        live: list[tuple[str, int | None]] | None = None
         for sweep in self.sweeps.pending():
             targets = self.sweeps.targets(sweep)
             if not targets:
                 self.sweeps.failed(sweep.id, "no client left to check by the time Prefect could take it")
                 continue
+            if len(targets) > shard_size:
+                # A sweep in shards holds a worker's slot while its shards run: several at
+                # once could hold every slot and wait for shards no worker is free to take.
+                live = await self.prefect.live_sweeps(deployment) if live is None else live
+                if busy := next((fid for fid, n in live if n is None or n > shard_size), None):
+                    self.sweeps.waiting(
+                        sweep.id,
+                        f"waiting for sweep flow run {busy} to end: a sweep in shards runs alone "
+                        "(its shards need the workers)",
+                    )
+                    continue
             try:
                 flow_run_id = await self.prefect.start_sweep(deployment, targets, key=sweep.id)
             except Exception as exc:
@@ -193,6 +207,8 @@ class Dispatcher:
                 log.warning("Prefect did not take sweep %s yet: %s", sweep.id, reason)
                 break
             log.info("sweep %s of %d clients dispatched as flow run %s", sweep.id, len(targets), flow_run_id)
+            if live is not None:
+                live.append((flow_run_id, len(targets)))
             self.sweeps.dispatched(sweep.id, flow_run_id)
             dispatched += 1
         return dispatched

@@ -180,6 +180,30 @@ class PrefectGateway:
             deployment, {"clients": clients}, idempotency_key=key, tags=["sweep", f"sweep:{key}"]
         )
 
+    async def live_sweeps(self, deployment: str) -> list[tuple[str, int | None]]:
+        """Sweeps of ``deployment`` not yet ended (scheduled, pending, running): each flow
+        run's id and how many clients it was given (None: the whole fleet, a scheduled one)."""
+        async with get_client() as client:
+            deployment_id = await self._deployment_id(client, deployment)
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(
+                            any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+                        )
+                    ),
+                ),
+                limit=50,
+            )
+        live: list[tuple[str, int | None]] = []
+        for run in runs:
+            if run.state is not None and run.state.type == StateType.SCHEDULED and run.parameters == {}:
+                continue  # the schedule's next sweeps, created ahead of their time
+            clients = (run.parameters or {}).get("clients")
+            live.append((str(run.id), None if clients is None else len(clients)))
+        return live
+
     async def read_finished_sweeps(self, deployment: str, limit: int = 20) -> list[tuple[str, SweepResult]]:
         """The newest completed sweeps (scheduled or on demand) and their checks."""
         async with get_client() as client:

@@ -209,3 +209,57 @@ def test_a_scheduled_sweep_finding_the_previous_one_running_is_skipped() -> None
     finally:
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(previous.id, Cancelled(message="test over"), force=True)
+
+
+def test_a_sweep_in_shards_waits_for_the_one_running(
+    ready_clients: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sweeps in shards go to Prefect one at a time: each holds a worker's slot while its
+    shards run, and enough of them at once would hold every slot."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Running
+
+    from api.clients.filters import ClientFilter
+    from api.clients.service import ClientService
+    from api.dispatcher import Dispatcher
+    from api.prefect_gateway import PrefectGateway
+    from api.registry.db import Registry
+    from api.runs.service import RunService
+    from api.sweeps.service import SweepService
+    from flows.settings import get_settings
+
+    monkeypatch.setenv("SWEEP_SHARD_SIZE", "2")
+    get_settings.cache_clear()
+    registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    sweeps = SweepService(ClientService(registry))
+    dispatcher = Dispatcher(
+        RunService(registry), PrefectGateway(), dispatch_interval=1, sync_interval=1, sweeps=sweeps
+    )
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(SWEEP)
+        running = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"clients": _targets(3)}, state=Running()
+        )
+    started: list[str] = []
+    try:
+        held = sweeps.accept(ClientFilter())
+        assert asyncio.run(dispatcher.dispatch_sweeps()) == 0
+        waiting = sweeps.get(held.id)
+        assert waiting.status == "accepted" and str(running.id) in waiting.message, waiting.message
+
+        one = sweeps.accept(ClientFilter(), client_id=ready_clients[0])
+        assert asyncio.run(dispatcher.dispatch_sweeps()) == 1, "a sweep of one client is not held"
+        started.append(str(sweeps.get(one.id).flow_run_id))
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(running.id, Cancelled(message="test over"), force=True)
+        assert asyncio.run(dispatcher.dispatch_sweeps()) == 1, "the held sweep goes once the other ended"
+        started.append(str(sweeps.get(held.id).flow_run_id))
+    finally:
+        with get_client(sync_client=True) as client:
+            for flow_run_id in [str(running.id), *started]:
+                client.set_flow_run_state(UUID(flow_run_id), Cancelled(message="test over"), force=True)
+        registry.dispose()
+        get_settings.cache_clear()

@@ -117,6 +117,13 @@ class SweepService:
             if sweep is not None:
                 sweep.dispatched(flow_run_id)
 
+    def waiting(self, sweep_id: str, reason: str) -> None:
+        """Still accepted; ``reason`` says for what it waits."""
+        with self.registry.session() as session:
+            sweep = session.get(Sweep, sweep_id)
+            if sweep is not None and sweep.status == SweepStatus.accepted:
+                sweep.message = reason
+
     def failed(self, sweep_id: str, reason: str) -> None:
         with self.registry.session() as session:
             sweep = session.get(Sweep, sweep_id)
