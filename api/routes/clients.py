@@ -129,8 +129,8 @@ def change_client(
     if accepted is None:
         response.status_code = 200
         client, latest = clients.get_client(str(client_uuid))
-        if "labels" in patch and len(patch) == 1:
-            return Accepted.unchanged(client.id, latest, "labels updated; no run started")
+        if "labels" in patch:
+            return Accepted.unchanged(client.id, latest, "labels updated; no input changes: no run started")
         return Accepted.unchanged(client.id, latest)
     return Accepted.of(accepted.run, accepted.created)
 
