@@ -27,6 +27,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from api.callbacks import CallbackSender
 from api.prefect_gateway import FlowRunView, PrefectGateway
 from api.registry.models import Run, RunStatus
+from api.rollouts.service import RolloutService
 from api.runs.gate import Verdict
 from api.runs.service import RunService
 from api.runs.store import parameters
@@ -52,9 +53,11 @@ class Dispatcher:
         pending_after: float = 300.0,
         callbacks: CallbackSender | None = None,
         sweeps: SweepService,
+        rollouts: RolloutService | None = None,
     ) -> None:
         self.runs = runs
         self.sweeps = sweeps
+        self.rollouts = rollouts
         self.prefect = prefect
         self.dispatch_interval = dispatch_interval
         self.sync_interval = sync_interval
@@ -113,7 +116,9 @@ class Dispatcher:
             try:
                 await self.dispatch_pending()
                 await self.dispatch_sweeps()
+                await self.dispatch_rollouts()
                 await self.sync_in_progress()
+                await self.sync_rollouts()
                 await self.callbacks.deliver_due()
                 if time.monotonic() >= self._next_sweep_sync:
                     self._next_sweep_sync = time.monotonic() + self.sweep_sync_interval
@@ -212,6 +217,58 @@ class Dispatcher:
             self.sweeps.dispatched(sweep.id, flow_run_id)
             dispatched += 1
         return dispatched
+
+    async def dispatch_rollouts(self) -> int:
+        """Each leg of a rollout (its start, each resume) to Prefect once: the rollout id and
+        leg are the idempotency key."""
+        if self.rollouts is None:
+            return 0
+        dispatched = 0
+        deployment = workflow(Operation.rollout).deployment_name
+        for rollout in self.rollouts.owed():
+            try:
+                flow_run_id = await self.prefect.create_flow_run(
+                    deployment,
+                    {"rollout_id": rollout.id},
+                    idempotency_key=f"rollout-{rollout.id}-{rollout.attempt}",
+                    tags=[f"rollout:{rollout.id}", f"target:{rollout.target}"],
+                )
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                if self.rollouts.overdue(rollout, self.late_after):
+                    self.rollouts.dispatch_failed(rollout.id, f"{reason} for {self.late_after:.0f}s")
+                    continue
+                log.warning("Prefect did not take rollout %s yet: %s", rollout.id, reason)
+                break
+            log.info(
+                "rollout %s (leg %d) dispatched as flow run %s", rollout.id, rollout.attempt, flow_run_id
+            )
+            self.rollouts.dispatched(rollout.id, flow_run_id)
+            dispatched += 1
+        return dispatched
+
+    async def sync_rollouts(self) -> int:
+        """A rollout whose flow run ended while it ran (crashed, cancelled, deleted) halts,
+        resumable, with each client's step and reason: never a client in limbo."""
+        if self.rollouts is None:
+            return 0
+        live = {r.flow_run_id: r for r in self.rollouts.running() if r.flow_run_id}
+        if not live:
+            return 0
+        views = await self.prefect.read_flow_runs(list(live))
+        halted = 0
+        for flow_run_id, rollout in live.items():
+            view = views.get(flow_run_id)
+            if view is None:
+                how = "no longer exists in Prefect"
+            elif view.completed or view.failed or view.cancelled:
+                how = f"ended {view.state_name}" + (f" ({view.message})" if view.message else "")
+            else:
+                continue
+            log.warning("rollout %s: its flow run %s %s", rollout.id, flow_run_id, how)
+            self.rollouts.flow_run_ended(rollout.id, flow_run_id, how)
+            halted += 1
+        return halted
 
     async def _create(self, run: Run) -> str:
         params = parameters(run)

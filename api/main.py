@@ -26,7 +26,8 @@ from api.registry.backup import backup_from_settings
 from api.registry.db import Registry
 from api.registry.models import InvalidTransition
 from api.responses import AIRFLOW_ROUTES
-from api.routes import clients, hospitals, keys, meta, provision, reconcile, runs, targets
+from api.rollouts.service import RolloutService
+from api.routes import clients, hospitals, keys, meta, provision, reconcile, rollouts, runs, targets
 from api.runs.service import RunService
 from api.sweeps.service import SweepService
 from api.targets.service import TargetService
@@ -50,6 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     client_service, run_service = ClientService(registry, wake), RunService(registry, wake)
     sweeps = SweepService(client_service, wake)
+    rollout_service = RolloutService(client_service, settings, wake)
     dispatcher = Dispatcher(
         run_service,
         prefect,
@@ -61,7 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             registry, settings.callback_secret.get_secret_value() if settings.callback_secret else None
         ),
         sweeps=sweeps,
+        rollouts=rollout_service,
     )
+    app.state.rollouts = rollout_service
     app.state.registry, app.state.prefect, app.state.dispatcher = registry, prefect, dispatcher
     app.state.clients, app.state.runs, app.state.sweeps = client_service, run_service, sweeps
     app.state.hospitals = HospitalService(client_service)
@@ -121,6 +125,7 @@ def create_app() -> FastAPI:
         runs.router,
         reconcile.router,
         targets.router,
+        rollouts.router,
         keys.router,
     ):
         app.include_router(router)

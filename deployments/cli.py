@@ -34,6 +34,10 @@ app.add_typer(runs_app, name="runs")
 policy_app = typer.Typer(help="Plan policies (Rego): the built-ins and POLICY_DIR.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
+rollouts_app = typer.Typer(
+    help="Rollouts: a module revision across a target's clients, in waves.", no_args_is_help=True
+)
+app.add_typer(rollouts_app, name="rollouts")
 console = Console()
 
 
@@ -325,6 +329,64 @@ def policy_test(
         console.print(table)
         console.print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     raise typer.Exit(1 if failed else 0)
+
+
+@rollouts_app.command("list")
+def rollouts_list(
+    target: Annotated[str | None, typer.Option(help="Only rollouts of this target.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only rollouts in this status.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    params = {k: v for k, v in {"target": target, "status": status}.items() if v}
+    data = _call("GET", "/api/rollouts", params=params)
+    _show(
+        data,
+        as_json,
+        ["rollout_id", "target", "revision", "status", "current_wave", "message"],
+        data["rollouts"],
+    )
+
+
+@rollouts_app.command("show")
+def rollouts_show(rollout_id: str, as_json: JsonOpt = False) -> None:
+    """Each wave and each client's step, run and reason."""
+    data = _call("GET", f"/api/rollouts/{rollout_id}")
+    if as_json:
+        _show(data, as_json)
+        return
+    console.print(f"rollout {data['rollout_id']} of {data['target']}: {data['status']} ({data['message']})")
+    rows = [{**c, "wave": w["index"] + 1} for w in data["waves"] for c in w["clients"]]
+    _show(
+        data, False, ["wave", "client_id", "step", "from_revision", "to_revision", "run_id", "reason"], rows
+    )
+
+
+@rollouts_app.command("start")
+def rollouts_start(
+    spec: Annotated[
+        Path, typer.Argument(help="The rollout as JSON (POST /api/rollouts's body); - for stdin.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    body = json.loads(sys.stdin.read() if str(spec) == "-" else spec.read_text())
+    _show(_call("POST", "/api/rollouts", json=body), as_json)
+
+
+def _rollout_action(action: str) -> Any:
+    def command(rollout_id: str, as_json: JsonOpt = False) -> None:
+        _show(_call("POST", f"/api/rollouts/{rollout_id}/{action}"), as_json)
+
+    command.__doc__ = {
+        "pause": "Open upgrade runs finish; no new one starts.",
+        "resume": "Carry a paused or halted rollout on.",
+        "abort": "End it; clients not yet upgrading are skipped.",
+        "rollback": "A new rollout moving each upgraded client back to its previous revision.",
+    }[action]
+    return command
+
+
+for _action in ("pause", "resume", "abort", "rollback"):
+    rollouts_app.command(_action)(_rollout_action(_action))
 
 
 @app.command()

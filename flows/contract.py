@@ -29,6 +29,8 @@ class Operation(enum.StrEnum):
     """A sweep: plans many clients inside one flow run (``flows.reconcile``)."""
     reconcile_shard = "reconcile-shard"
     """One shard of a sweep too large for one flow run: a flow run of its own (``flows.shards``)."""
+    rollout = "rollout"
+    """A module revision carried across a target's clients in waves (``flows.rollouts``)."""
 
 
 class PolicyLevel(enum.StrEnum):

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import api.registry.rollouts  # noqa: F401  (its tables in the one metadata)
 from api.registry.models import Base
 
 connection = context.config.attributes["connection"]

@@ -1,0 +1,136 @@
+"""One rollout of N `local` clients (N=200) in three waves (1 canary, 10 %, the rest) with
+`max_parallel` at the fleet cap, next to the same kind of upgrade run by hand (one
+`POST /api/clients/{id}/upgrade` per client, the same parallelism), in the same run: wall
+time and CPU seconds (the whole machine's, so the worker, its flow runs, Terraform and the
+gateway are all counted).
+
+Each arm adds one bucket per client: by hand to revision B (one bucket more than the
+clients' A), the rollout to C (another one more), so both apply one create per client."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from bench.common import stack, table
+from bench.sweep import cpu_seconds
+
+N = int(os.environ.get("BENCH_ROLLOUT_CLIENTS", "200"))
+MAIN_TF = Path(__file__).resolve().parents[1] / "infrastructure" / "modules" / "local" / "main.tf"
+
+
+def bucket(name: str) -> str:
+    bucket_name = "${substr(var.client_id, 0, 8)}-" + name
+    return f'\nresource "localcloud_bucket" "{name}" {{\n  name = "{bucket_name}"\n}}\n'
+
+
+def record(data_dir: Path) -> str:
+    from flows.settings import Settings
+    from flows.terraform.revisions import revision_store
+
+    return revision_store(Settings(data_dir=data_dir)).record("local").id
+
+
+def wait_run(gateway: httpx.Client, run_id: str) -> None:
+    while (run := gateway.get(f"/api/runs/{run_id}").json())["status"] not in (
+        "completed",
+        "failed",
+        "cancelled",
+    ):
+        time.sleep(0.5)
+    assert run["status"] == "completed", run
+
+
+def by_hand(
+    gateway: httpx.Client, client_ids: list[str], revision: str, parallel: int
+) -> tuple[float, float]:
+    def upgrade(client_id: str) -> None:
+        answer = gateway.post(f"/api/clients/{client_id}/upgrade", json={"revision": revision})
+        assert answer.status_code == 202, answer.text
+        wait_run(gateway, answer.json()["request_id"])
+
+    cpu, started = cpu_seconds(), time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(upgrade, client_ids))
+    return time.perf_counter() - started, cpu_seconds() - cpu
+
+
+def rollout(gateway: httpx.Client, revision: str, parallel: int) -> tuple[float, float, dict[str, object]]:
+    spec = {
+        "target": "local",
+        "revision": revision,
+        "waves": [
+            {"name": "canary", "count": 1, "max_parallel": parallel},
+            {"name": "ten percent", "percent": 10, "max_parallel": parallel},
+            {"name": "rest", "max_parallel": parallel},
+        ],
+    }
+    cpu, started = cpu_seconds(), time.perf_counter()
+    answer = gateway.post("/api/rollouts", json=spec)
+    assert answer.status_code == 202, answer.text
+    rid = answer.json()["rollout_id"]
+    while (view := gateway.get(f"/api/rollouts/{rid}").json())["status"] not in (
+        "completed",
+        "halted",
+        "aborted",
+    ):
+        time.sleep(1)
+    assert view["status"] == "completed", view["message"]
+    return time.perf_counter() - started, cpu_seconds() - cpu, view
+
+
+def main() -> None:
+    original = MAIN_TF.read_text()
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp) / "stack") as running:
+        from flows.settings import get_settings
+
+        parallel = get_settings().fleet_concurrency
+        cfg = running.config
+        gateway = httpx.Client(base_url=cfg.gateway_url, headers={"X-API-Key": cfg.api_key or ""}, timeout=60)
+        body = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "roll", "count": 1}
+        print(f"provisioning {N} clients ...", file=sys.stderr, flush=True)
+        for run_id in [gateway.post("/provision", json=body).json()["request_id"] for _ in range(N)]:
+            wait_run(gateway, run_id)
+        listed = gateway.get("/api/clients", params={"status": "ready", "limit": 1000}).json()["clients"]
+        client_ids = [c["client_uuid"] for c in listed]
+        assert len(client_ids) == N, len(client_ids)
+        try:
+            MAIN_TF.write_text(original + bucket("first"))
+            revision_b = record(cfg.data_dir)
+            print(f"by hand: {N} upgrades, {parallel} at a time ...", file=sys.stderr, flush=True)
+            hand_wall, hand_cpu = by_hand(gateway, client_ids, revision_b, parallel)
+            MAIN_TF.write_text(original + bucket("first") + bucket("second"))
+            revision_c = record(cfg.data_dir)
+        finally:
+            MAIN_TF.write_text(original)
+        print(f"one rollout of {N} clients ...", file=sys.stderr, flush=True)
+        roll_wall, roll_cpu, view = rollout(gateway, revision_c, parallel)
+    waves = " / ".join(str(len(w["clients"])) for w in view["waves"])  # type: ignore[index]
+    rows = [
+        (
+            "by hand (upgrade runs)",
+            f"{hand_wall:.1f}",
+            f"{N / hand_wall * 60:.0f}",
+            f"{hand_cpu:.1f}",
+            "1.00x",
+        ),
+        (
+            f"one rollout ({waves})",
+            f"{roll_wall:.1f}",
+            f"{N / roll_wall * 60:.0f}",
+            f"{roll_cpu:.1f}",
+            f"{roll_wall / hand_wall:.2f}x",
+        ),
+    ]
+    header = ("arm", "wall s", "clients/min", "CPU s", "vs by hand")
+    print(table(f"Module upgrade of {N} clients, {parallel} at a time", rows, header))
+
+
+if __name__ == "__main__":
+    main()
