@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from flows.clouds.base import StackContext
 from flows.settings import Settings
 from flows.targets import Target, get_target
-from flows.terraform.backends import BackendConfig
+from flows.terraform.backends import BackendConfig, claim_pg_workspace
 from flows.terraform.binary import find_binary
 from flows.terraform.modules import MODULES, module_version
 from flows.terraform.redact import Redactor, sensitive_values
@@ -123,4 +123,5 @@ class Job:
             lock_timeout=self.settings.lock_timeout,
             backend_config=self.backend.secret_config,
             progress=progress,
+            after_init=(lambda: claim_pg_workspace(self.backend)) if self.backend.type == "pg" else None,
         )

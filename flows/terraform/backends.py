@@ -51,6 +51,34 @@ def pg_backend(settings: Settings, client_id: str) -> BackendConfig:
     )
 
 
+def claim_pg_workspace(backend: BackendConfig) -> None:
+    """Give the client's pg workspace its row before Terraform first locks it (after ``init``
+    made the schema and table). Terraform 1.0.3's pg backend locks a workspace that has no
+    row yet with one database-wide advisory lock (-1), held for the whole plan or apply: a
+    burst of new clients ran one at a time across every worker, the rest backing off
+    (hashicorp/terraform#33217, opentofu/opentofu#2218). With the row there, each run
+    takes its own row's lock. The row holds a valid empty state (serial 0)."""
+    import json
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    empty = {
+        "version": 4,
+        "terraform_version": "1.0.0",
+        "serial": 0,
+        "lineage": str(uuid.uuid4()),
+        "outputs": {},
+        "resources": [],
+    }
+    insert = sql.SQL(
+        "INSERT INTO {}.states (name, data) VALUES ('default', %s) ON CONFLICT (name) DO NOTHING"
+    )
+    with psycopg.connect(backend.secret_config["conn_str"], autocommit=True) as conn:
+        conn.execute(insert.format(sql.Identifier(backend.config["schema_name"])), [json.dumps(empty)])
+
+
 def local_or_pg_backend(settings: Settings, client_id: str) -> BackendConfig:
     """The local* targets: a file per client unless the user chose PostgreSQL."""
     policy = pg_backend if settings.state_backend == "pg" else local_backend

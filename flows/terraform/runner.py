@@ -43,8 +43,10 @@ class Terraform:
         backend_config: dict[str, str] | None = None,
         interrupt_grace: float = 120.0,
         progress: ProgressFn | None = None,
+        after_init: Callable[[], None] | None = None,
     ) -> None:
         self.binary = binary
+        self.after_init = after_init
         self.workspace = workspace
         self.env = env
         self.redact = redactor or Redactor()
@@ -57,12 +59,15 @@ class Terraform:
     # Commands ----------------------------------------------------------------------------
     def init(self) -> CommandResult:
         # `init` has no -json in 1.0.3: its lines are kept as text and classified from there.
-        return self._run(
+        done = self._run(
             "init",
             ["-input=false", "-no-color", "-reconfigure"]
             + [f"-backend-config={k}={v}" for k, v in self.backend_config.items()],
             log_name="init",
         )
+        if self.after_init is not None:
+            self.after_init()
+        return done
 
     def apply(self) -> CommandResult:
         return self._run(
