@@ -15,6 +15,7 @@ for script in (
     "bench.scale_out",
     "bench.fault_matrix",
     "bench.policy",
+    "bench.fleet",
 ):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, "-m", script], check=True)
