@@ -93,6 +93,7 @@ class RunSummary(BaseModel):
     message: str
     started_by: str | None = Field(None, description="The key that asked: key:<id>, bootstrap, basic:<user>.")
     flow_run_id: str | None
+    revision: str | None = Field(None, description="The module revision the run plans and applies.")
     created_at: Timestamp
     finished_at: Timestamp | None
 
@@ -105,6 +106,7 @@ class RunSummary(BaseModel):
             message=run.message,
             started_by=run.started_by,
             flow_run_id=run.flow_run_id,
+            revision=run.revision,
             created_at=run.created_at,
             finished_at=run.finished_at,
         )

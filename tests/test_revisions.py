@@ -93,6 +93,8 @@ def test_a_module_edit_reaches_a_client_only_by_its_upgrade(gateway: Any, tmp_pa
     assert done["status"] == "completed", done
     assert done["result"]["change_summary"]["add"] == 1 and done["result"]["module_version"] == new.id
     assert has_bucket(LOCALCLOUD, second) and not has_bucket(LOCALCLOUD, first)
+    history = gateway.get(f"/api/clients/{second}/runs").json()["runs"]
+    assert [r["revision"] for r in history] == [new.id, old]  # newest first
     assert revision_of(gateway, second) == new.id and revision_of(gateway, first) == old
     listed = {r["id"]: r for r in gateway.get("/api/targets/local/revisions").json()["revisions"]}
     assert listed[new.id]["client_uuids"] == [second] and listed[old]["client_uuids"] == [first]
