@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,4 +114,49 @@ def test_migration_0008_pins_existing_clients_to_the_module_that_built_them(tmp_
         labels = set(conn.execute(text("SELECT labels FROM clients")).scalars())
     assert rows == {"built": "0123456789abcdef", "never-built": None}
     assert labels == {"{}"}
+    registry.dispose()
+
+
+def test_a_completed_provision_pins_its_client_a_failed_upgrade_does_not(tmp_path: Path) -> None:
+    """The registry alone: the revision moves with a completed provision, never a failed one;
+    day-two runs use the pinned revision, a retry repeats its run's."""
+    from api.clients.service import ClientService
+    from api.registry.db import Registry
+    from api.registry.models import RunStatus
+    from api.runs.service import RunService
+    from flows.contract import Operation
+
+    store = RevisionStore(tmp_path / "store")
+    old = store.record("local")
+    module = copy_of_local(tmp_path)
+    (module / "extra.tf").write_text('resource "localcloud_bucket" "extra" {\n  name = "x"\n}\n')
+    new = store.record("local", source=module)
+    registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    registry.migrate()
+    clients, runs = ClientService(registry, revisions=store), RunService(registry)
+
+    def ran(run_id: str, status: RunStatus) -> None:
+        assert runs.dispatched(run_id, str(uuid.uuid4()))
+        runs.end(run_id, status, str(status), {"module_version": runs.get_run(run_id).revision})
+
+    inputs = {"cloud_provider": "local", "instance_name_prefix": "pin", "count": 1}
+    first = clients.create_client(kind="instances", target="local", inputs=inputs)
+    assert first.run.revision == old.id
+    ran(first.run.id, RunStatus.completed)
+    assert clients.get_client(first.client.id)[0].revision == old.id
+
+    upgrade = clients.upgrade(first.client.id, new.id)
+    assert upgrade.run.revision == new.id and upgrade.run.parameters["revision"] == new.id
+    ran(upgrade.run.id, RunStatus.failed)
+    assert clients.get_client(first.client.id)[0].revision == old.id  # still on the old one
+    again = clients.retry(first.client.id)  # a failed upgrade retried is that upgrade again
+    assert again.run.revision == new.id
+    ran(again.run.id, RunStatus.failed)
+    plan = clients.start_operation(first.client.id, Operation.plan)
+    assert plan.run.revision == old.id  # day two: the pinned revision
+    ran(plan.run.id, RunStatus.completed)
+    upgrade = clients.upgrade(first.client.id, new.id)
+    ran(upgrade.run.id, RunStatus.completed)
+    client = clients.get_client(first.client.id)[0]
+    assert client.revision == new.id and client.module_version == new.id
     registry.dispose()
