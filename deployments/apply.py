@@ -80,11 +80,14 @@ async def apply_deployments(extra_job_env: dict[str, str] | None = None) -> dict
 ZOMBIE_AUTOMATION = "tenantform: crash flow runs whose heartbeat stopped"
 
 
-async def ensure_zombie_automation(within_seconds: int = 90) -> None:
+async def ensure_zombie_automation(within_seconds: int | None = None) -> None:
     """A run whose worker died with it never reports an end: Prefect's own remedy is a
     proactive automation that crashes a flow run after missed heartbeats (workers send
-    them when PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set). The gateway then reports the
-    request failed with this message."""
+    them when PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set), here after HEARTBEAT_LOST_SECONDS
+    unless ``within_seconds`` says otherwise. The gateway then reports the request failed
+    with this message."""
+    if within_seconds is None:
+        within_seconds = get_settings().heartbeat_lost_seconds
     async with get_client() as client:
         for existing in await client.read_automations_by_name(ZOMBIE_AUTOMATION):
             await client.delete_automation(existing.id)

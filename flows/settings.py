@@ -69,6 +69,13 @@ class EngineSection(BaseModel):
     approval_timeout_seconds: float = Field(
         86400, gt=0, description="How long a plan waits for approval before its run fails."
     )
+    heartbeat_lost_seconds: int = Field(
+        90,
+        gt=30,
+        description="A running flow run that sends no heartbeat for this long is crashed (its worker "
+        "died with it) by the automation `tenantform up` and `deploy` set up on Prefect; runs send one "
+        "every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 under tenantform up, Prefect's least).",
+    )
     policy_dir: Path | None = Field(
         None,
         description="A directory of the operator's own Rego policies (and JSON data) checked on every "
