@@ -190,6 +190,26 @@ def _wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def terraform_waits(root: Path) -> tuple[int, float, float]:
+    """Seconds from each plan's or apply's start (Terraform's version line) to its next
+    event: the state lock taken and the refresh done; how many, p50, p90 (the last plan
+    and apply of each workspace)."""
+    import json
+    from datetime import datetime
+
+    waits = []
+    for log in [
+        *root.glob("worker-*/deployments/*/plan.log"),
+        *root.glob("worker-*/deployments/*/apply.log"),
+    ]:
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        stamps = [datetime.fromisoformat(e["@timestamp"].replace("Z", "+00:00")) for e in events[:2]]
+        if len(stamps) == 2:
+            first, second = stamps
+            waits.append((second - first).total_seconds())
+    return len(waits), pct(waits, 50), pct(waits, 90)
+
+
 def burst(fleet: Fleet, size: int, tag: str) -> tuple[float, dict[str, float], int]:
     """``size`` provisions at once; wall time until all ended, CPU per run, how many completed."""
     gateway = fleet.client()
@@ -327,6 +347,7 @@ def main() -> None:
             )
             print(sweep_rows[-1], flush=True)
         fleet.stop_workers()
+        waits = terraform_waits(fleet.root)
         registry_rows = [] if args.skip_registry else registry_figures(fleet, args.requests)
     print()
     print(
@@ -363,6 +384,8 @@ def main() -> None:
                 ("request", "p50", "p99"),
             )
         )
+    print(f"\nTerraform start to first plan/apply event (state lock + refresh), {waits[0]} commands:")
+    print(f"p50 {waits[1]:.1f} s, p90 {waits[2]:.1f} s")
     print(f"\nall in {time.perf_counter() - started:.0f}s")
 
 
