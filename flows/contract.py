@@ -6,6 +6,7 @@ between the two is declared here, once, so a parameter or a result field has one
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -70,6 +71,23 @@ class PolicyOverride(BaseModel):
     overrides_run: str = Field(description="The denied run this run repeats.")
 
 
+class RolloutHint(BaseModel):
+    """What a rollout tells the upgrade run of one of its clients."""
+
+    rollout_id: str
+    allowed_actions: list[str] = Field(
+        description="Plan actions the run may apply (create, update, delete, replace); a plan with "
+        "another fails the run with nothing applied."
+    )
+
+    def plan_name(self, inputs: dict[str, Any], revision: str) -> str:
+        """The plan the rollout saved for these inputs and revision: the run applies it when
+        its worker holds it and Terraform finds it current, so the plan applied is the plan the
+        rollout checked, and it is not made twice. Other inputs or revision: another name."""
+        digest = hashlib.sha256(json.dumps([inputs, revision], sort_keys=True).encode()).hexdigest()
+        return f"rollout-{self.rollout_id}-{digest[:12]}"
+
+
 class FlowParameters(BaseModel):
     """The one parameter every client flow takes. Never holds a secret: credentials reach
     Terraform through the worker's environment, generated passwords stay in state."""
@@ -90,6 +108,7 @@ class FlowParameters(BaseModel):
     policy_override: PolicyOverride | None = Field(
         None, description="Soft-mandatory policies this run may break (POST /api/runs/{id}/override)."
     )
+    rollout: RolloutHint | None = Field(None, description="Set on a client's upgrade run by a rollout.")
 
     def as_prefect_parameters(self) -> dict[str, Any]:
         return {"params": self.model_dump(mode="json")}

@@ -38,6 +38,8 @@ class Job:
     """The flow run that acted on this client's state before (``flows.locks.take_holder``)."""
     run_id: str = ""
     """The run acting on the client (tagged on the instances of the cloud targets)."""
+    saved_plan: str = ""
+    """A plan a rollout saved for this run (``RolloutHint.plan_name``), applied if still here."""
     revision: str = ""
     """The module revision the run plans and applies (its content hash)."""
     module_dir: Path | None = None

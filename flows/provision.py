@@ -77,6 +77,8 @@ def _run(operation: Operation, params: FlowParameters) -> RunResult:
         module_version=job.revision,
     )
     check = _policy_check(operation, params)
+    if params.rollout is not None:
+        job.saved_plan = params.rollout.plan_name(params.inputs, params.revision)
     # No ``tags()`` around the tasks: a tagged task run asks Prefect for its tags'
     # concurrency slots (a write) before it starts; the flow run carries the tags.
     try:
@@ -113,6 +115,7 @@ def _policy_check(operation: Operation, params: FlowParameters) -> PolicyCheck:
         inputs=params.inputs,
         labels=params.labels,
         overridable=tuple(override.policies) if override else (),
+        allowed_actions=tuple(params.rollout.allowed_actions) if params.rollout else None,
     )
 
 

@@ -4,6 +4,7 @@ so a flow retry re-runs Terraform instead of marking it ``Cached``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from flows.locks import forget_holder, holder_gone
 from flows.policy import PolicyDenied, PolicyError, PolicySet, denied, plan_document
 from flows.progress import ProgressArtifact
 from flows.settings import Settings
-from flows.terraform.errors import StateLockedError, TerraformError
+from flows.terraform.errors import StalePlanError, StateLockedError, TerraformError
 from flows.terraform.events import CommandResult
 from flows.terraform.redact import sensitive_values
 from flows.terraform.runner import Terraform
@@ -32,7 +33,7 @@ def retry_only_when_useful(task: Task[..., Any], task_run: TaskRun, state: State
         state.result()
     except TerraformError as exc:
         return exc.retryable
-    except (PreflightError, ReadbackError, PolicyDenied, PolicyError):
+    except (PreflightError, ReadbackError, PolicyDenied, PolicyError, PlanNotAllowed):
         return False
     except Exception:
         return True
@@ -103,6 +104,38 @@ class PolicyCheck:
     inputs: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     overridable: tuple[str, ...] = ()
+    allowed_actions: tuple[str, ...] | None = None
+    """Plan actions the run may apply (a rollout's upgrade); None: any."""
+
+
+class PlanNotAllowed(RuntimeError):
+    """The plan has an action the run may not apply (a rollout allows create and update by
+    default): nothing was applied, and a retry would plan the same."""
+
+
+_ACTIONS = {("create",): "create", ("update",): "update", ("delete",): "delete"}
+
+
+def plan_actions(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """(action, address) of each resource a plan (``terraform show -json``) changes; a delete
+    and create of one resource is a replace."""
+    found = []
+    for change in plan.get("resource_changes") or []:
+        actions = tuple(change.get("change", {}).get("actions") or ())
+        action = _ACTIONS.get(actions, "replace" if set(actions) == {"create", "delete"} else "")
+        if action:
+            found.append((action, str(change.get("address", ""))))
+    return found
+
+
+def require_allowed(plan: dict[str, Any], allowed: tuple[str, ...] | None) -> None:
+    if allowed is None:
+        return
+    forbidden = [f"{action} {address}" for action, address in plan_actions(plan) if action not in allowed]
+    if forbidden:
+        may = " and ".join(allowed) or "change nothing"
+        changes = ", ".join(forbidden)
+        raise PlanNotAllowed(f"the plan would {changes}; this run may only {may}: nothing was applied")
 
 
 def check_plan(job: Job, plan_file: Path, check: PolicyCheck) -> list[PolicyResult]:
@@ -110,6 +143,7 @@ def check_plan(job: Job, plan_file: Path, check: PolicyCheck) -> list[PolicyResu
     ``PolicyDenied`` when a blocking one denies it, ``PolicyError`` when one is broken."""
     logger = get_run_logger()
     plan = job.terraform().show_json(plan_file)
+    require_allowed(plan, check.allowed_actions)
     hidden = {name.removeprefix("TF_VAR_") for name in job.secret_variables()}
     document = plan_document(
         plan,
@@ -145,16 +179,42 @@ class CheckedApply(CommandResult):
 
 @task(name="terraform-apply", **TASK_OPTIONS)
 def terraform_apply(job: Job, check: PolicyCheck) -> CheckedApply:
-    """Plan into a file, check it against the policies, apply exactly that file. A retry
-    plans and checks again: the plan applied is always the plan checked."""
+    """Plan into a file (or take the plan a rollout saved for this run, when this worker
+    holds it), check it against the policies, apply exactly that file. A saved plan the
+    state has moved past is planned afresh; a retry plans and checks again: the plan
+    applied is always the plan checked."""
     plan_file = job.workspace.plan_path(job.run_id or "apply")
     try:
-        unlocking(job, lambda tf: tf.plan(out=plan_file))
+        reused = _take_saved_plan(job, plan_file)
+        if not reused:
+            unlocking(job, lambda tf: tf.plan(out=plan_file))
         policies = check_plan(job, plan_file, check)
-        applied = unlocking(job, lambda tf: tf.apply_plan(plan_file), applies=True)
+        try:
+            applied = unlocking(job, lambda tf: tf.apply_plan(plan_file), applies=True)
+        except StalePlanError:
+            if not reused:
+                raise
+            get_run_logger().info(
+                "the rollout's saved plan is stale (the state moved since it): planning again"
+            )
+            unlocking(job, lambda tf: tf.plan(out=plan_file))
+            policies = check_plan(job, plan_file, check)
+            applied = unlocking(job, lambda tf: tf.apply_plan(plan_file), applies=True)
     finally:
         plan_file.unlink(missing_ok=True)
     return CheckedApply(**applied.model_dump(), policies=policies)
+
+
+def _take_saved_plan(job: Job, plan_file: Path) -> bool:
+    if not job.saved_plan:
+        return False
+    saved = job.workspace.plan_path(job.saved_plan)
+    try:
+        os.replace(saved, plan_file)
+    except FileNotFoundError:
+        return False  # planned on another worker, or already taken: plan here
+    get_run_logger().info("applying the plan the rollout made and checked (%s)", job.saved_plan)
+    return True
 
 
 @task(name="policy-check", **TASK_OPTIONS)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from deployments.processes import descendants
 from tests.support import (
@@ -28,6 +29,7 @@ from tests.support import (
 )
 
 KEY = "rollout-crash-key-0123456789"
+pytestmark = pytest.mark.timeout(1200)  # two missed-heartbeat bounds and a second leg, on a loaded machine
 MAIN_TF = Path(__file__).resolve().parents[1] / "infrastructure" / "modules" / "local" / "main.tf"
 MARKER = '\nresource "localcloud_bucket" "marker" {\n  name = "${var.instance_name_prefix}-marker"\n}\n'
 

@@ -205,3 +205,35 @@ def test_bad_specs_name_the_field() -> None:
     assert Wave(count=5).size_of(3) == 3 and Wave().size_of(7) == 7
     assert Tolerance(percent=25).allows(1, 4) and not Tolerance(percent=25).allows(1, 3)
     assert Tolerance().allows(0, 5) and not Tolerance().allows(1, 5)
+
+
+def test_a_run_applies_only_the_actions_it_is_allowed() -> None:
+    """The check a rollout's upgrade run makes on whatever plan it applies (saved or new)."""
+    from flows.tasks import PlanNotAllowed, plan_actions, require_allowed
+
+    plan = {
+        "resource_changes": [
+            {"address": "a.kept", "change": {"actions": ["no-op"]}},
+            {"address": "a.new", "change": {"actions": ["create"]}},
+            {"address": "a.renamed", "change": {"actions": ["delete", "create"]}},
+            {"address": "a.gone", "change": {"actions": ["delete"]}},
+            {"address": "a.read", "change": {"actions": ["read"]}},
+        ]
+    }
+    assert plan_actions(plan) == [("create", "a.new"), ("replace", "a.renamed"), ("delete", "a.gone")]
+    require_allowed(plan, None)
+    require_allowed(plan, ("create", "replace", "delete"))
+    with pytest.raises(
+        PlanNotAllowed, match=r"replace a.renamed, delete a.gone; this run may only create and update"
+    ):
+        require_allowed(plan, ("create", "update"))
+
+
+def test_the_saved_plan_name_follows_inputs_and_revision() -> None:
+    from flows.contract import RolloutHint
+
+    hint = RolloutHint(rollout_id="r1", allowed_actions=["create"])
+    name = hint.plan_name({"count": 1}, "a" * 16)
+    assert name.startswith("rollout-r1-") and name == hint.plan_name({"count": 1}, "a" * 16)
+    assert name != hint.plan_name({"count": 2}, "a" * 16), "a PATCH in between: the run plans afresh"
+    assert name != hint.plan_name({"count": 1}, "b" * 16)

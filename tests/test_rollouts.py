@@ -176,6 +176,9 @@ def test_twenty_clients_in_three_waves(gw: httpx.Client) -> None:
             assert c["from_revision"] == old and c["to_revision"] == new
             assert [ch["action"] for ch in c["changes"]] == ["create"], c
             assert wait_run(gw, c["run_id"])["operation"] == "provision"
+    some = view["waves"][0]["clients"][0]["run_id"]
+    logs = "\n".join(gw.get(f"/api/runs/{some}", params={"logs": "true"}).json()["logs"])
+    assert "applying the plan the rollout made" in logs, "the upgrade applied the plan the rollout checked"
     held = markers()
     for prefix, cid in zip(prefixes, ids, strict=True):
         assert client(gw, cid)["revision"] == new

@@ -28,7 +28,7 @@ from api.registry.db import Registry
 from api.registry.models import Approval, Client, ClientStatus, InvalidTransition, Run, RunStatus, new_id
 from api.runs import store as runs
 from api.runs.store import Accepted, fingerprint
-from flows.contract import Operation, PolicyOverride, Remediation
+from flows.contract import Operation, PolicyOverride, Remediation, RolloutHint
 from flows.settings import get_settings
 from flows.targets import get_target
 from flows.terraform.revisions import RevisionStore, UnknownRevision, revision_store
@@ -269,7 +269,14 @@ class ClientService:
         self.wake()
         return Accepted(run=run, client=client, created=True)
 
-    def upgrade(self, client_id: str, revision: str, *, approval: Approval | None = None) -> Accepted:
+    def upgrade(
+        self,
+        client_id: str,
+        revision: str,
+        *,
+        approval: Approval | None = None,
+        rollout: RolloutHint | None = None,
+    ) -> Accepted:
         """A provision run with another module revision of the client's target: the client
         moves to it when the run completes and stays where it was when it fails. The same
         revision again is a provision like any other."""
@@ -286,7 +293,14 @@ class ClientService:
                 raise Conflict(f"client {client.id} ({client.target}) cannot be upgraded: {exc}") from None
             body_print = fingerprint({"client": client_id, "upgrade": revision})
             run = runs.add(
-                session, client, Operation.provision, None, body_print, approval=approval, revision=revision
+                session,
+                client,
+                Operation.provision,
+                None,
+                body_print,
+                approval=approval,
+                revision=revision,
+                rollout=rollout,
             )
         self.wake()
         return Accepted(run=run, client=client, created=True)

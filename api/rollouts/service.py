@@ -20,7 +20,7 @@ from api.clients.service import ClientService
 from api.errors import Conflict, InvalidInput, NotFound
 from api.registry.models import Client, ClientStatus, InvalidTransition, Run, RunStatus, utcnow
 from api.registry.rollouts import Rollout, RolloutClient
-from flows.contract import FlowParameters
+from flows.contract import FlowParameters, RolloutHint
 from flows.rollouts.contract import (
     ClientStep,
     PlanOutcome,
@@ -87,7 +87,13 @@ class RolloutService:
                 if ids:
                     waves.append(
                         wave.model_copy(
-                            update={"clients": ids, "labels": {}, "count": None, "percent": None, "gate": "auto"}
+                            update={
+                                "clients": ids,
+                                "labels": {},
+                                "count": None,
+                                "percent": None,
+                                "gate": "auto",
+                            }
                         )
                     )
             if not waves:
@@ -250,7 +256,10 @@ class RolloutService:
         return {r.client_id: r.from_revision for r in session.scalars(query) if r.from_revision}
 
     @staticmethod
-    def _target(rollout: Rollout, row: RolloutClient, client: Client | None) -> RolloutTarget:
+    def _hint(rollout: Rollout) -> RolloutHint:
+        return RolloutHint(rollout_id=rollout.id, allowed_actions=list(rollout.parsed.allow))
+
+    def _target(self, rollout: Rollout, row: RolloutClient, client: Client | None) -> RolloutTarget:
         params = FlowParameters(
             run_id=f"rollout-{rollout.id}",
             client_id=row.client_id,
@@ -258,6 +267,7 @@ class RolloutService:
             inputs=client.inputs if client else {},
             labels=(client.labels or {}) if client else {},
             revision=row.to_revision,
+            rollout=self._hint(rollout),
         )
         return RolloutTarget(params=params, step=ClientStep(row.step), from_revision=row.from_revision)
 
@@ -286,9 +296,9 @@ class RolloutService:
                     f"not started: the rollout is {'pausing' if rollout.pause_requested else rollout.status}",
                 )
                 return row
-            to_revision = row.to_revision
+            to_revision, hint = row.to_revision, self._hint(rollout)
         try:
-            accepted = self.clients.upgrade(client_id, to_revision)
+            accepted = self.clients.upgrade(client_id, to_revision, rollout=hint)
         except (InvalidTransition, Conflict, NotFound, InvalidInput) as exc:
             return self._mark(rollout_id, client_id, ClientStep.skipped, f"not upgraded: {exc}")
         with self.registry.session() as session:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.errors import Conflict, NotFound
 from api.keys import caller_name
 from api.registry.models import OPEN_RUN, Approval, Client, Run, RunStatus, new_id
-from flows.contract import FlowParameters, Operation, PolicyOverride
+from flows.contract import FlowParameters, Operation, PolicyOverride, RolloutHint
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def add(
     approval: Approval | None = None,
     policy_override: PolicyOverride | None = None,
     revision: str | None = None,
+    rollout: RolloutHint | None = None,
 ) -> Run:
     """A new accepted run of ``client``, with its flow's parameters fixed now: its labels, and
     ``revision`` (default: the one the client is pinned to) as the module revision it runs."""
@@ -80,6 +81,7 @@ def add(
         labels=dict(client.labels or {}),
         revision=revision or "",
         policy_override=policy_override,
+        rollout=rollout,
     )
     run = Run(
         id=run_id,

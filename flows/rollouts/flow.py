@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.contract import ResourceChange
+from flows.contract import FlowParameters, ResourceChange
 from flows.jobs import Job
 from flows.locks import ClientBusy, client_lock
 from flows.rollouts.contract import (
@@ -28,6 +30,7 @@ from flows.rollouts.contract import (
 from flows.rollouts.gateway import RolloutGateway
 from flows.settings import get_settings
 from flows.tasks import TASK_OPTIONS, unlocking
+from flows.terraform.runner import Terraform
 
 POLL_SECONDS = 2.0
 
@@ -43,6 +46,7 @@ def plan_client(target: RolloutTarget, allow: list[str], busy_wait: float) -> Pl
     settings = get_settings()
     params = target.params
     deadline = time.monotonic() + busy_wait
+    saved: Path | None = None
     while True:
         try:
             job = Job.create(
@@ -56,7 +60,8 @@ def plan_client(target: RolloutTarget, allow: list[str], busy_wait: float) -> Pl
             with client_lock(params.client_id, settings.fleet_concurrency, wait=False) as job.previous_holder:
                 job.prepare()
                 job.terraform(get_run_logger().info).init()
-                planned = unlocking(job, lambda tf: tf.plan())
+                saved = _saved_plan(job, params)
+                planned = unlocking(job, partial(Terraform.plan, out=saved))
             break
         except ClientBusy as exc:
             if time.monotonic() >= deadline:
@@ -65,13 +70,24 @@ def plan_client(target: RolloutTarget, allow: list[str], busy_wait: float) -> Pl
                 )
             time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
         except Exception as exc:
+            if saved is not None:
+                saved.unlink(missing_ok=True)
             return PlanOutcome(step="failed", reason=f"plan failed: {type(exc).__name__}: {exc}"[:500])
     changes = ResourceChange.planned_by(planned)
     forbidden = [c for c in changes if c.action not in {*allow, "read", "noop"}]
     if forbidden:
+        if saved is not None:
+            saved.unlink(missing_ok=True)
         named = ", ".join(f"{c.action} {c.address}" for c in forbidden)
         return PlanOutcome(step="skipped", reason=f"the plan would {named}; not allowed", changes=changes)
     return PlanOutcome(step="planned", changes=changes)
+
+
+def _saved_plan(job: Job, params: FlowParameters) -> Path | None:
+    """Where the client's upgrade run finds this plan (when it runs on this worker)."""
+    if params.rollout is None:
+        return None
+    return job.workspace.plan_path(params.rollout.plan_name(params.inputs, params.revision))
 
 
 def _plan_wave(gateway: RolloutGateway, start: WaveStart) -> None:
