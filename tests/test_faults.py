@@ -87,15 +87,20 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.fixture
-def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the module (a Prefect server start and set-up costs tens of seconds on
+    two busy cores); each test gets it whole through ``stack``. PENDING_RUN_SECONDS is long
+    enough for a new worker to start the run it takes (Pending → Running) on a loaded
+    machine: a run handed back while a live worker starts it makes Prefect's worker stop
+    ("this borrower is already holding one of this CapacityLimiter's tokens")."""
     import asyncio
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.apply import set_up_prefect
 
-    running = Stack(tmp_path, extra=getattr(request, "param", {}))
+    running = Stack(tmp_path_factory.mktemp("faults"), extra={"PENDING_RUN_SECONDS": "60"})
     running.start_server()
     try:
         with temporary_settings(updates={PREFECT_API_URL: running.api_url}):  # this process's client
@@ -109,6 +114,28 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
                 stop_worker(proc) if proc is running.worker else stop_process(proc)
         if running.server is not None:
             stop_process(running.server)
+
+
+@pytest.fixture
+def stack(shared_stack: Stack) -> Stack:
+    """The module's stack with every part running: what a test before killed or stopped
+    is started again."""
+    if shared_stack.server is None or shared_stack.server.poll() is not None:
+        shared_stack.start_server()
+    if shared_stack.worker is None or shared_stack.worker.poll() is not None:
+        shared_stack.start_worker()
+    if shared_stack.gateway is None or shared_stack.gateway.poll() is not None:
+        shared_stack.start_gateway()
+    return shared_stack
+
+
+def with_zombie_automation(within_seconds: int | None) -> None:
+    """The missed-heartbeat automation set up again with this bound (None: the default)."""
+    import asyncio
+
+    from deployments.apply import ensure_zombie_automation
+
+    asyncio.run(ensure_zombie_automation(within_seconds))
 
 
 def wait_ended(gateway: httpx.Client, run_id: str, timeout: float = 240) -> dict[str, Any]:
@@ -185,11 +212,18 @@ def test_the_worker_killed_and_the_same_client_run_again(stack: Stack) -> None:
         "instance_name_prefix": "slow-worker",
         "count": 1,
     }
-    run_id = gateway.post("/provision", json=body).json()["request_id"]
-    wait_until(lambda: applying(gateway, run_id), 180, "terraform-apply to start")
-    kill(stack.worker)
-    stack.start_worker()
-    run = wait_ended(gateway, run_id, timeout=300)
+    # The automation's bound shortened for this dead run only (runs heartbeat every 30 s),
+    # set before the run starts: it follows a run from a heartbeat it saw. The rest of the
+    # module keeps the default, which outlasts a heartbeat lost while Prefect is down.
+    with_zombie_automation(50)
+    try:
+        run_id = gateway.post("/provision", json=body).json()["request_id"]
+        wait_until(lambda: applying(gateway, run_id), 180, "terraform-apply to start")
+        kill(stack.worker)
+        stack.start_worker()
+        run = wait_ended(gateway, run_id, timeout=300)
+    finally:
+        with_zombie_automation(None)
     assert run["status"] == "failed" and run["message"], run
     retried = gateway.post(f"/api/clients/{run['client_uuid']}/retry")
     assert retried.status_code == 202, retried.text
@@ -208,10 +242,6 @@ def flow_runs_of(run_id: str) -> list[Any]:
         )
 
 
-# Long enough for the new worker to start the run it takes (Pending → Running) on a loaded
-# machine: a run handed back while a live worker starts it makes Prefect's worker stop
-# ("this borrower is already holding one of this CapacityLimiter's tokens").
-@pytest.mark.parametrize("stack", [{"PENDING_RUN_SECONDS": "60"}], indirect=True)
 def test_a_run_a_dead_worker_took_but_never_started_is_handed_back(stack: Stack) -> None:
     """A worker killed between taking a flow run (Pending) and starting its process leaves
     a run with no process, so no heartbeat and no crash: the gateway hands it back to the
