@@ -144,6 +144,7 @@ def steps(view: dict[str, Any]) -> dict[str, str]:
     return {c["client_id"]: c["step"] for w in view["waves"] for c in w["clients"]}
 
 
+@pytest.mark.timeout(900)
 def test_twenty_clients_in_three_waves(gw: httpx.Client) -> None:
     prefixes = [f"rw{n:02d}" for n in range(20)]
     ids = fleet(gw, prefixes, {3: {"ring": "canary"}, 11: {"ring": "canary"}})
@@ -323,56 +324,6 @@ def test_manual_gate_resume_and_rollback(gw: httpx.Client) -> None:
     for prefix, cid in zip(prefixes, ids, strict=True):
         assert client(gw, cid)["revision"] == old
         assert marker_of(prefix, cid) not in held, "the rollback removed what the revision added"
-
-
-def test_rollout_flow_run_dying_mid_wave_halts_resumably(gw: httpx.Client) -> None:
-    """The rollout's flow run ended under it (here: cancelled in Prefect mid-wave, as a
-    killed worker's run ends Crashed): the gateway halts it with each client's step and
-    reason; a resume carries it on to the end."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.states import Cancelled
-
-    prefixes = ["die-a", "die-b", "die-c", "die-d"]
-    ids = fleet(gw, prefixes)
-    FAULTS.mkdir(parents=True, exist_ok=True)
-    slow = FAULTS / "delay-die-"
-    slow.write_text("4")
-    try:
-        with module_edit(None, MARKER) as new:
-            spec = {"target": "local", "revision": new, "waves": [{"name": "all", "max_parallel": 1}]}
-            rid = gw.post("/api/rollouts", json=spec).json()["rollout_id"]
-
-            def upgrading() -> bool:
-                view = gw.get(f"/api/rollouts/{rid}").json()
-                return "applying" in steps(view).values() or "applied" in steps(view).values()
-
-            wait_until(upgrading, 180, "the first upgrade run")
-            flow_run_id = gw.get(f"/api/rollouts/{rid}").json()["flow_run_id"]
-
-            async def kill() -> None:
-                async with get_client() as prefect:
-                    await prefect.set_flow_run_state(
-                        UUID(flow_run_id), Cancelled(message="killed"), force=True
-                    )
-
-            asyncio.run(kill())
-            halted = wait_rollout(gw, rid, {"halted", "completed"}, timeout=120)
-            assert halted["status"] == "halted" and flow_run_id in halted["message"], halted
-            for c in halted["waves"][0]["clients"]:
-                assert c["step"] in ("applying", "applied", "failed", "held"), c
-                if c["step"] == "held":
-                    assert "resume" in c["reason"]
-            slow.unlink()
-            assert gw.post(f"/api/rollouts/{rid}/resume").status_code == 202
-            done = wait_rollout(gw, rid, {"completed", "halted", "aborted"})
-    finally:
-        slow.unlink(missing_ok=True)
-    assert done["status"] == "completed", done["message"]
-    assert set(steps(done).values()) == {"applied"}, steps(done)
-    for cid in ids:
-        assert client(gw, cid)["revision"] == new
 
 
 def test_bad_rollouts_are_refused_naming_the_field(gw: httpx.Client) -> None:
