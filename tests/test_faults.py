@@ -87,20 +87,15 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One stack for the module (a Prefect server start and set-up costs tens of seconds on
-    two busy cores); each test gets it whole through ``stack``. PENDING_RUN_SECONDS is long
-    enough for a new worker to start the run it takes (Pending → Running) on a loaded
-    machine: a run handed back while a live worker starts it makes Prefect's worker stop
-    ("this borrower is already holding one of this CapacityLimiter's tokens")."""
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     import asyncio
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.apply import set_up_prefect
 
-    running = Stack(tmp_path_factory.mktemp("faults"), extra={"PENDING_RUN_SECONDS": "60"})
+    running = Stack(tmp_path, extra=getattr(request, "param", {}))
     running.start_server()
     try:
         with temporary_settings(updates={PREFECT_API_URL: running.api_url}):  # this process's client
@@ -114,19 +109,6 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 stop_worker(proc) if proc is running.worker else stop_process(proc)
         if running.server is not None:
             stop_process(running.server)
-
-
-@pytest.fixture
-def stack(shared_stack: Stack) -> Stack:
-    """The module's stack with every part running: what a test before killed or stopped
-    is started again."""
-    if shared_stack.server is None or shared_stack.server.poll() is not None:
-        shared_stack.start_server()
-    if shared_stack.worker is None or shared_stack.worker.poll() is not None:
-        shared_stack.start_worker()
-    if shared_stack.gateway is None or shared_stack.gateway.poll() is not None:
-        shared_stack.start_gateway()
-    return shared_stack
 
 
 def with_zombie_automation(within_seconds: int | None) -> None:
@@ -213,8 +195,8 @@ def test_the_worker_killed_and_the_same_client_run_again(stack: Stack) -> None:
         "count": 1,
     }
     # The automation's bound shortened for this dead run only (runs heartbeat every 30 s),
-    # set before the run starts: it follows a run from a heartbeat it saw. The rest of the
-    # module keeps the default, which outlasts a heartbeat lost while Prefect is down.
+    # set before the run starts (it follows a run from a heartbeat it saw); the retry runs
+    # under the default again.
     with_zombie_automation(50)
     try:
         run_id = gateway.post("/provision", json=body).json()["request_id"]
@@ -242,6 +224,10 @@ def flow_runs_of(run_id: str) -> list[Any]:
         )
 
 
+# Long enough for the new worker to start the run it takes (Pending → Running) on a loaded
+# machine: a run handed back while a live worker starts it makes Prefect's worker stop
+# ("this borrower is already holding one of this CapacityLimiter's tokens").
+@pytest.mark.parametrize("stack", [{"PENDING_RUN_SECONDS": "60"}], indirect=True)
 def test_a_run_a_dead_worker_took_but_never_started_is_handed_back(stack: Stack) -> None:
     """A worker killed between taking a flow run (Pending) and starting its process leaves
     a run with no process, so no heartbeat and no crash: the gateway hands it back to the
