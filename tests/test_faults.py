@@ -96,8 +96,8 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     from deployments.apply import set_up_prefect
 
     running = Stack(tmp_path, extra=getattr(request, "param", {}))
-    running.start_server()
     try:
+        running.start_server()  # inside: a server that never answers is stopped too
         with temporary_settings(updates={PREFECT_API_URL: running.api_url}):  # this process's client
             asyncio.run(set_up_prefect())
             running.start_worker()
