@@ -113,9 +113,29 @@ def test_json_means_json_on_stdout_on_every_command_that_takes_it(cli_env: dict[
     assert as_json("clients", "delete", client_id, "--wait")["status"] == "completed"
     assert {f["check"] for f in as_json("doctor")} >= {"Terraform", "gateway", "policies"}
     assert all(t["passed"] for t in as_json("policy", "test")["tests"])
+    revision = as_json("runs", "show", run_id)["revision"]
+    spec = json.dumps({"target": "local", "revision": revision, "waves": [{"count": 1}]})
+    started = subprocess.run(
+        [TENANTFORM, "rollouts", "start", "-", "--json"],
+        input=spec,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    rid = json.loads(started.stdout)["rollout_id"]
+    assert as_json("rollouts", "show", rid)["rollout_id"] == rid
+    assert rid in [r["rollout_id"] for r in as_json("rollouts", "list")["rollouts"]]
+    assert as_json("rollouts", "pause", rid)["rollout_id"] == rid
+    assert as_json("rollouts", "abort", rid)["status"] == "aborted"
+    assert tf(cli_env, "rollouts", "resume", rid, "--json").returncode == 1, "an aborted rollout ends"
+    refused = tf(cli_env, "rollouts", "rollback", rid, "--json")
+    assert refused.returncode == 1 and refused.stdout == "", "nothing was upgraded: nothing to roll back"
     covered = {
         "provision", "runs show", "clients show", "clients outputs", "clients list",
         "keys create", "keys list", "keys revoke", "clients delete", "doctor", "policy test",
+        "rollouts start", "rollouts show", "rollouts list", "rollouts pause", "rollouts resume",
+        "rollouts abort", "rollouts rollback",
     }  # fmt: skip
     assert _json_commands() == covered, "a command takes --json this test does not try"
 

@@ -88,8 +88,17 @@ class RevisionStore:
             raise UnknownRevision(module, revision_id) from None
 
     def files(self, module: str, revision_id: str) -> Path:
-        """The revision's directory (its module files and ``revision.json``)."""
-        self.get(module, revision_id)
+        """The revision's directory (its module files and ``revision.json``). A revision this
+        store lacks whose hash is the module's on disk here is recorded from it: the hash is
+        the content, so those are its exact files (a worker whose store the gateway does not
+        share still runs what it was asked)."""
+        try:
+            self.get(module, revision_id)
+        except UnknownRevision:
+            if (MODULES / module).is_dir() and tree_hash(MODULES / module) == revision_id:
+                self.record(module, default_label())
+            else:
+                raise
         return self._dir(module, revision_id)
 
     def list(self, module: str) -> list[Revision]:
