@@ -126,8 +126,10 @@ BUSY = "busy: the client has a run of its own"
 
 def _acquire(name: str, limit: int, *, wait: bool = True) -> ConcurrencyLimitWithLeaseResponse | None:
     """A slot of ``name`` (waiting while the limit is full, unless not ``wait``), or None when
-    this path cannot take it (an answer it does not know) and Prefect's own
-    ``concurrency()`` must."""
+    this path cannot take it (an answer it does not know, such as an older server's 404) and
+    Prefect's own ``concurrency()`` must. A 5xx is raised, not handed on: under the same load
+    Prefect's ``concurrency()`` turned a busy limit's 423 into a failure the run could not
+    retry."""
     created = False
     body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
     with get_client(sync_client=True) as client:
@@ -137,6 +139,8 @@ def _acquire(name: str, limit: int, *, wait: bool = True) -> ConcurrencyLimitWit
                 raise ClientBusy(BUSY)
             if response.status_code == 423:  # full: wait as long as Prefect asks
                 time.sleep(float(response.headers.get("Retry-After", "1")))
+            elif response.status_code >= 500:  # Prefect overloaded past `send`'s pauses:
+                response.raise_for_status()  # transient, so `client_lock` tries again
             elif response.status_code != 200:
                 return None
             elif (granted := ConcurrencyLimitWithLeaseResponse.model_validate(response.json())).limits:

@@ -252,3 +252,23 @@ def test_a_lock_prefect_cannot_give_ends_the_run_with_a_reason(stub: Stub) -> No
     reason = str(raised.value)
     assert "Prefect did not answer" in reason and "2 tries" in reason
     assert f"POST /api/clients/{client_id}/retry" in reason
+
+
+def test_a_5xx_storm_is_retried_by_the_lock_not_handed_to_prefects_concurrency(stub: Stub) -> None:
+    """A 500 that outlasts the quick path's pauses is transient: ``client_lock`` tries again
+    (Prefect's ``concurrency()`` once turned such a moment into a 423 the run died of)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows import locks
+
+    stub.script = [status(500)] * 7
+    with temporary_settings(
+        {PREFECT_API_URL: stub.url, PREFECT_CLIENT_MAX_RETRIES: 0, PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}
+    ):
+        with pytest.raises(httpx.HTTPStatusError) as raised:
+            locks._acquire("tenantform-client-x", 1)
+        assert raised.value.response.status_code == 500 and transient(raised.value)
+        with pytest.raises(locks.LockUnavailable) as ended:
+            with locks.client_lock(str(uuid.uuid4()), 2, retries=0):
+                pytest.fail("entered without a lock")
+    assert "Prefect did not answer" in str(ended.value)

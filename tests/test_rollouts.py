@@ -85,14 +85,20 @@ def wait_run(gw: httpx.Client, run_id: str, timeout: float = 180) -> dict[str, A
 
 
 def fleet(
-    gw: httpx.Client, prefixes: list[str], labels: dict[int, dict[str, str]] | None = None
+    gw: httpx.Client, suite: str, prefixes: list[str], labels: dict[int, dict[str, str]] | None = None
 ) -> list[str]:
-    """Clients built one after another (so waves, which take the oldest first, are known)."""
+    """Clients built one after another (so waves, which take the oldest first, are known),
+    each labelled `suite: <suite>`: a test's waves select its own clients, not those an
+    earlier test of this module left on another revision."""
     ids = []
     for n, prefix in enumerate(prefixes):
-        body = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": prefix, "count": 1}
-        if labels and n in labels:
-            body["labels"] = labels[n]
+        body = {
+            "cloud_provider": "local",
+            "provider_config": {},
+            "instance_name_prefix": prefix,
+            "count": 1,
+            "labels": {"suite": suite, **(labels or {}).get(n, {})},
+        }
         accepted = gw.post("/provision", json=body)
         assert accepted.status_code in (200, 201, 202), accepted.text
         ids.append(gw.get(f"/api/runs/{accepted.json()['request_id']}").json()["client_uuid"])
@@ -147,7 +153,7 @@ def steps(view: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.timeout(900)
 def test_twenty_clients_in_three_waves(gw: httpx.Client) -> None:
     prefixes = [f"rw{n:02d}" for n in range(20)]
-    ids = fleet(gw, prefixes, {3: {"ring": "canary"}, 11: {"ring": "canary"}})
+    ids = fleet(gw, "twenty", prefixes, {3: {"ring": "canary"}, 11: {"ring": "canary"}})
     old = client(gw, ids[0])["revision"]
     with module_edit(None, MARKER) as new:
         assert new != old
@@ -155,9 +161,9 @@ def test_twenty_clients_in_three_waves(gw: httpx.Client) -> None:
             "target": "local",
             "revision": new,
             "waves": [
-                {"name": "canary", "labels": {"ring": "canary"}},
-                {"name": "quarter", "percent": 25, "max_parallel": 2},
-                {"name": "rest"},
+                {"name": "canary", "labels": {"suite": "twenty", "ring": "canary"}},
+                {"name": "quarter", "labels": {"suite": "twenty"}, "percent": 25, "max_parallel": 2},
+                {"name": "rest", "labels": {"suite": "twenty"}},
             ],
         }
         accepted = gw.post("/api/rollouts", json=spec)
@@ -210,7 +216,7 @@ def _wave_artifacts(rid: str) -> int:
 
 def test_a_wave_past_its_tolerance_halts_the_rollout(gw: httpx.Client) -> None:
     prefixes = ["hlt-a", "bad-b", "bad-c", "hlt-d", "hlt-e"]
-    ids = fleet(gw, prefixes)
+    ids = fleet(gw, "halt", prefixes)
     old = client(gw, ids[0])["revision"]
     FAULTS.mkdir(parents=True, exist_ok=True)
     refuse = FAULTS / "refuse-bad-"
@@ -221,9 +227,14 @@ def test_a_wave_past_its_tolerance_halts_the_rollout(gw: httpx.Client) -> None:
                 "target": "local",
                 "revision": new,
                 "waves": [
-                    {"name": "first", "count": 1},
-                    {"name": "second", "count": 2, "failure_tolerance": {"count": 1}},
-                    {"name": "third"},
+                    {"name": "first", "labels": {"suite": "halt"}, "count": 1},
+                    {
+                        "name": "second",
+                        "labels": {"suite": "halt"},
+                        "count": 2,
+                        "failure_tolerance": {"count": 1},
+                    },
+                    {"name": "third", "labels": {"suite": "halt"}},
                 ],
             }
             rid = gw.post("/api/rollouts", json=spec).json()["rollout_id"]
@@ -270,12 +281,16 @@ def _flow_run_state(flow_run_id: str) -> str:
 
 def test_a_plan_that_replaces_a_resource_is_not_applied(gw: httpx.Client) -> None:
     prefixes = ["rpl-a", "rpl-b"]
-    ids = fleet(gw, prefixes)
+    ids = fleet(gw, "replace", prefixes)
     old = client(gw, ids[0])["revision"]
     before = {cid: outputs(gw, cid) for cid in ids}
     renamed = 'name  = "${var.instance_name_prefix}-node-${count.index + 1}"'
     with module_edit('name  = "${var.instance_name_prefix}-${count.index + 1}"', renamed) as new:
-        spec = {"target": "local", "revision": new, "waves": [{"name": "all"}]}
+        spec = {
+            "target": "local",
+            "revision": new,
+            "waves": [{"name": "all", "labels": {"suite": "replace"}}],
+        }
         rid = gw.post("/api/rollouts", json=spec).json()["rollout_id"]
         view = wait_rollout(gw, rid, {"completed", "halted", "aborted"})
     assert view["status"] == "completed"
@@ -289,13 +304,16 @@ def test_a_plan_that_replaces_a_resource_is_not_applied(gw: httpx.Client) -> Non
 
 def test_manual_gate_resume_and_rollback(gw: httpx.Client) -> None:
     prefixes = ["gte-a", "gte-b", "gte-c"]
-    ids = fleet(gw, prefixes)
+    ids = fleet(gw, "gate", prefixes)
     old = client(gw, ids[0])["revision"]
     with module_edit(None, MARKER) as new:
         spec = {
             "target": "local",
             "revision": new,
-            "waves": [{"name": "canary", "count": 1, "gate": "manual"}, {"name": "rest"}],
+            "waves": [
+                {"name": "canary", "labels": {"suite": "gate"}, "count": 1, "gate": "manual"},
+                {"name": "rest", "labels": {"suite": "gate"}},
+            ],
         }
         rid = gw.post("/api/rollouts", json=spec).json()["rollout_id"]
         paused = wait_rollout(gw, rid, {"paused", "completed", "halted"})
