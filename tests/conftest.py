@@ -71,6 +71,11 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's files go, unless TENANTFORM_TESTS_KEEP is set (to read the worker's
+    and warm process's logs after a failure)."""
+    if os.environ.get("TENANTFORM_TESTS_KEEP"):
+        print(f"\nsession files kept in {_SESSION_DIR}")
+        return
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
@@ -84,8 +89,35 @@ WORKER_ENV = {
 }
 
 
+WARM_LOG = _SESSION_DIR / "warm.log"
+
+
 @pytest.fixture(scope="session")
-def worker(prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
+def warm_engine(prefect_server: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The warm process the session worker's runs are forked from, as `tenantform up`
+    starts it (deployments/warm/): a run does not start a new interpreter that imports
+    Prefect again, which on two cores was most of a short test's time."""
+    import sys
+
+    from deployments.warm.server import warm_env
+
+    with open(WARM_LOG, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deployments.warm.server"],
+            env=warm_env(os.environ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(lambda: "warm: ready" in WARM_LOG.read_text(), 120, "the warm process")
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def worker(prefect_server: str, warm_engine: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
     """The deployments applied from prefect.yaml and one process worker serving them."""
     import asyncio
 

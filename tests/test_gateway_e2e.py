@@ -94,19 +94,23 @@ def test_twenty_concurrent_identical_requests_make_one_run(gateway: Any) -> None
     assert gateway.get("/api/clients").json()["total"] == 1
 
 
-def _flow_run_processes(worker: Any) -> list[int]:
-    pids = []
+def _flow_run_processes(worker: Any, warm_engine: Any) -> list[int]:
+    """The run's processes: the launcher under the worker and what the warm process forked
+    for it (or ``prefect.engine`` when the launcher fell back to a cold start)."""
+    pids = list(descendants(warm_engine.pid))
     for pid in descendants(worker.pid):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"prefect.engine" in cmdline or b"flow_run" in cmdline:
+        if b"prefect.engine" in cmdline or b"deployments.warm.launch" in cmdline:
             pids.append(pid)
     return pids
 
 
-def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(gateway: Any, worker: Any) -> None:
+def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(
+    gateway: Any, worker: Any, warm_engine: Any
+) -> None:
     body = {**REQUEST, "count": 1, "instance_name_prefix": "slow-crash"}
     request_id = gateway.post("/provision", json=body).json()["request_id"]
     deadline = time.monotonic() + 90
@@ -117,7 +121,7 @@ def test_flow_run_process_killed_mid_apply_ends_failed_with_reason(gateway: Any,
         time.sleep(0.5)
     else:
         pytest.fail("the run never reached terraform-apply")
-    victims = _flow_run_processes(worker)
+    victims = _flow_run_processes(worker, warm_engine)
     assert victims, "no flow-run process found under the worker"
     for pid in victims:
         for child in [pid, *descendants(pid)]:

@@ -105,7 +105,8 @@ def fleet(
         time.sleep(0.01)
     for cid in ids:
         last = gw.get(f"/api/clients/{cid}/runs").json()["runs"][0]
-        assert wait_run(gw, last["request_id"])["status"] == "completed"
+        run = wait_run(gw, last["request_id"])
+        assert run["status"] == "completed", run
     return ids
 
 
