@@ -3,6 +3,8 @@ and a real worker, with exit codes and --json."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +31,17 @@ def cli_env(tmp_path: Path, prefect_server: str) -> Iterator[dict[str, str]]:
         yield {**os.environ, "TENANTFORM_URL": f"http://127.0.0.1:{port}", "API_KEY": KEY}
     finally:
         stop_process(proc)
+
+
+@contextlib.contextmanager
+def _deployments_told(url: str) -> Iterator[None]:
+    from deployments.apply import apply_deployments
+
+    asyncio.run(apply_deployments(extra_job_env={"TENANTFORM_GATEWAY_URL": url, "API_KEY": KEY}))
+    try:
+        yield
+    finally:
+        asyncio.run(apply_deployments())
 
 
 def tf(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -114,20 +127,26 @@ def test_json_means_json_on_stdout_on_every_command_that_takes_it(cli_env: dict[
     assert {f["check"] for f in as_json("doctor")} >= {"Terraform", "gateway", "policies"}
     assert all(t["passed"] for t in as_json("policy", "test")["tests"])
     revision = as_json("runs", "show", run_id)["revision"]
-    spec = json.dumps({"target": "local", "revision": revision, "waves": [{"count": 1}]})
-    started = subprocess.run(
-        [TENANTFORM, "rollouts", "start", "-", "--json"],
-        input=spec,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-    )
-    assert started.returncode == 0, started.stdout + started.stderr
-    rid = json.loads(started.stdout)["rollout_id"]
-    assert as_json("rollouts", "show", rid)["rollout_id"] == rid
-    assert rid in [r["rollout_id"] for r in as_json("rollouts", "list")["rollouts"]]
-    assert as_json("rollouts", "pause", rid)["rollout_id"] == rid
-    assert as_json("rollouts", "abort", rid)["status"] == "aborted"
+    # The rollout's flow run is told where this gateway is (as `up` tells it), and its first
+    # wave has a manual gate: asked to pause, it is accepted, running or paused, never
+    # already ended (it has no client to move, and a warm worker starts it in a second).
+    waves = [{"count": 1, "gate": "manual"}, {}]
+    spec = json.dumps({"target": "local", "revision": revision, "waves": waves})
+    with _deployments_told(cli_env["TENANTFORM_URL"]):
+        started = subprocess.run(
+            [TENANTFORM, "rollouts", "start", "-", "--json"],
+            input=spec,
+            env=cli_env,
+            capture_output=True,
+            text=True,
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        rid = json.loads(started.stdout)["rollout_id"]
+        assert as_json("rollouts", "show", rid)["rollout_id"] == rid
+        assert rid in [r["rollout_id"] for r in as_json("rollouts", "list")["rollouts"]]
+        assert as_json("rollouts", "pause", rid)["rollout_id"] == rid
+        wait_until(lambda: as_json("rollouts", "show", rid)["status"] == "paused", 120, "the manual gate")
+        assert as_json("rollouts", "abort", rid)["status"] == "aborted"
     assert tf(cli_env, "rollouts", "resume", rid, "--json").returncode == 1, "an aborted rollout ends"
     refused = tf(cli_env, "rollouts", "rollback", rid, "--json")
     assert refused.returncode == 1 and refused.stdout == "", "nothing was upgraded: nothing to roll back"
