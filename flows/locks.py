@@ -114,6 +114,9 @@ BUSY_PATIENCE = 30
 LEASE_SECONDS = 60
 """A short lease frees the slots of a holder that died without a word within about a
 minute; a failed renewal (Prefect restarting) must not cancel a running apply."""
+GHOST_SECONDS = LEASE_SECONDS + 20
+"""By then a slot whose answer was lost is free: its lease lapsed and Prefect's repossessor
+(every 15 s) took it back."""
 INCREMENT = "/v2/concurrency_limits/increment-with-lease"
 
 
@@ -124,18 +127,23 @@ class ClientBusy(RuntimeError):
 BUSY = "busy: the client has a run of its own"
 
 
-def _acquire(name: str, limit: int, *, wait: bool = True) -> ConcurrencyLimitWithLeaseResponse | None:
+def _acquire(
+    name: str, limit: int, *, wait: bool = True, doubt: bool = False
+) -> ConcurrencyLimitWithLeaseResponse | None:
     """A slot of ``name`` (waiting while the limit is full, unless not ``wait``), or None when
     this path cannot take it (an answer it does not know, such as an older server's 404) and
     Prefect's own ``concurrency()`` must. A 5xx is raised, not handed on: under the same load
     Prefect's ``concurrency()`` turned a busy limit's 423 into a failure the run could not
-    retry."""
+    retry. In ``doubt`` (an earlier try of ours got no answer) a 423 may be the slot that try
+    took: one who would not wait still waits for its lease to lapse before calling it busy."""
     created = False
     body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS}
+    ghost_gone = time.monotonic() + GHOST_SECONDS
     with get_client(sync_client=True) as client:
         while True:
             response = prefect_adapter.send(client, "POST", INCREMENT, body)
-            if response.status_code == 423 and not wait:
+            doubt = doubt or prefect_adapter.retried(response)
+            if response.status_code == 423 and not wait and (not doubt or time.monotonic() > ghost_gone):
                 raise ClientBusy(BUSY)
             if response.status_code == 423:  # full: wait as long as Prefect asks
                 time.sleep(float(response.headers.get("Retry-After", "1")))
@@ -153,14 +161,14 @@ def _acquire(name: str, limit: int, *, wait: bool = True) -> ConcurrencyLimitWit
 
 
 @contextmanager
-def _slot(name: str, limit: int, *, wait: bool = True) -> Iterator[None]:
+def _slot(name: str, limit: int, *, wait: bool = True, doubt: bool = False) -> Iterator[None]:
     """A slot of ``name``, strictly, in one call: the gateway creates a client's limit
     before its first flow run and ``up``/``deploy`` the fleet's. Held as Prefect's
     ``concurrency()`` holds it (a renewed lease, released at the end), but taken with
     short pauses on 503 (``flows.prefect_adapter``) instead of Prefect's 2 s. One call for
     both names is not safe: ``concurrency([...], strict=True)`` only fails when *none* of
     the limits exist, so a missing client limit would silently take the fleet slot alone."""
-    granted = _acquire(name, limit, wait=wait)
+    granted = _acquire(name, limit, wait=wait, doubt=doubt)
     if granted is None:
         with contextlib.ExitStack() as stack:
             try:
@@ -212,7 +220,7 @@ def client_lock(
     for attempt in range(retries + 1):
         stack = contextlib.ExitStack()
         try:
-            stack.enter_context(_slot(client_limit_name(client_id), 1, wait=wait))
+            stack.enter_context(_slot(client_limit_name(client_id), 1, wait=wait, doubt=attempt > 0))
             stack.enter_context(_slot(FLEET_LIMIT, fleet_size))
             previous = take_holder(client_id)
             break

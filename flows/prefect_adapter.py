@@ -39,6 +39,7 @@ __all__ = [
     "emit_concurrency_release_events",
     "maintain_concurrency_lease",
     "release_concurrency_slots_with_lease",
+    "retried",
     "send",
     "transient",
 ]
@@ -79,7 +80,7 @@ def send(client: SyncPrefectClient, method: str, path: str, body: dict[str, Any]
     request = http.build_request(method, path, json=body)
     if http.enable_csrf_support:
         http._add_csrf_headers(request)
-    for pause in PAUSES:
+    for attempt, pause in enumerate(PAUSES):
         try:
             response = httpx.Client.send(http, request)  # once: Prefect's send would wait 2 s
         except RETRY_EXCEPTIONS:
@@ -91,10 +92,22 @@ def send(client: SyncPrefectClient, method: str, path: str, body: dict[str, Any]
             http._add_csrf_headers(request)
             continue
         if response.status_code not in RETRY_STATUS:
+            response.extensions[RETRIED] = attempt > 0
             return response
         response.close()
         time.sleep(pause)
-    return http.send(request)
+    response = http.send(request)
+    response.extensions[RETRIED] = True
+    return response
+
+
+RETRIED = "tenantform_retried"
+
+
+def retried(response: httpx.Response) -> bool:
+    """The request was sent more than once: an earlier try that timed out may still have
+    done its work (a slot taken whose answer was lost), so a 423 may be our own."""
+    return bool(response.extensions.get(RETRIED, False))
 
 
 async def asend(client: PrefectClient, method: str, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -272,3 +272,32 @@ def test_a_5xx_storm_is_retried_by_the_lock_not_handed_to_prefects_concurrency(s
             with locks.client_lock(str(uuid.uuid4()), 2, retries=0):
                 pytest.fail("entered without a lock")
     assert "Prefect did not answer" in str(ended.value)
+
+
+def test_a_sweep_whose_slot_answer_was_lost_is_not_skipped_as_busy(stub: Stub) -> None:
+    """A slot request that timed out may still have taken the slot (Prefect's SQLite held for a
+    minute, the answer lost); the retry is then refused 423 by our own ghost. A sweep (which
+    does not wait for a busy client) waits for that lease to lapse instead of skipping a
+    client nobody holds; without a lost answer a 423 is busy at once."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows import locks
+
+    name = "tenantform-client-x"
+    granted = {"lease_id": str(uuid.uuid4()), "limits": [{"id": str(uuid.uuid4()), "name": name, "limit": 1}]}
+    settings = {
+        PREFECT_API_URL: stub.url,
+        PREFECT_CLIENT_MAX_RETRIES: 0,
+        PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False,
+        PREFECT_API_REQUEST_TIMEOUT: 0.5,
+    }
+    with temporary_settings(settings):
+        stub.script = [stall(1.5), status(423, retry_after="0.1"), status(200, json.dumps(granted))]
+        got = locks._acquire(name, 1, wait=False)
+        assert got is not None and str(got.lease_id) == granted["lease_id"]
+        assert not stub.script, "it waited out the 423 and took the slot"
+
+        stub.script = [status(423, retry_after="0.1"), status(200, json.dumps(granted))]
+        with pytest.raises(locks.ClientBusy):
+            locks._acquire(name, 1, wait=False)
+        assert len(stub.script) == 1, "a plain 423 is busy at once"
