@@ -9,7 +9,8 @@ another write commits between its read and its write, and Prefect's client then 
 gateway's flow-run creation) ``send``/``asend`` try again after 50 ms, 100 ms, ... on
 whatever Prefect's client would retry (timeouts, connection errors, 408/429/502/503),
 send its CSRF token when the server asks for one, then hand the request to Prefect's own
-client and its retries.
+client and its retries; what that client raises for an answer it does not retry (a 423)
+comes back as the answer, for the caller to read.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def send(client: SyncPrefectClient, method: str, path: str, body: dict[str, Any]
             return response
         response.close()
         time.sleep(pause)
-    response = http.send(request)
+    try:
+        response = http.send(request)
+    except httpx.HTTPStatusError as exc:  # Prefect's send raises what it does not retry (a 423)
+        response = exc.response
     response.extensions[RETRIED] = True
     return response
 
@@ -130,4 +134,7 @@ async def asend(client: PrefectClient, method: str, path: str, body: dict[str, A
             return response
         await response.aclose()
         await asyncio.sleep(pause)
-    return await http.send(request)
+    try:
+        return await http.send(request)
+    except httpx.HTTPStatusError as exc:  # as in `send`: the caller reads the answer
+        return exc.response

@@ -161,6 +161,25 @@ def test_quick_send_rides_out_503s_timeouts_and_hang_ups(stub: Stub) -> None:
     assert len(stub.posts) == 5
 
 
+def test_an_answer_prefects_own_send_raises_comes_back_as_the_answer(stub: Stub) -> None:
+    """Past the quick pauses the request goes to Prefect's send, which raises a 423 (a full
+    limit: wait, not fail); ``send`` and ``asend`` hand it back (a bench's provision once
+    failed with "could not take client ...'s lock: 423 Locked")."""
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+        stub.script = [status(503)] * 5 + [status(423, retry_after="0.1")]
+        response = prefect_adapter.send(_sync_client(stub.url), "POST", "/x", {})
+        assert response.status_code == 423 and prefect_adapter.retried(response)
+
+        async def go() -> httpx.Response:
+            with temporary_settings({PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}):
+                client = PrefectClient(stub.url, httpx_settings={"timeout": 0.5})
+            return await prefect_adapter.asend(client, "POST", "/x", {})
+
+        stub.script = [status(503)] * 5 + [status(423, retry_after="0.1")]
+        assert asyncio.run(go()).status_code == 423
+    assert len(stub.posts) == 12
+
+
 def test_async_quick_send_rides_out_the_same(stub: Stub) -> None:
     stub.script = [status(503), hang_up, status(200)]
 
