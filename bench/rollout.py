@@ -37,6 +37,16 @@ def record(data_dir: Path) -> str:
     return revision_store(Settings(data_dir=data_dir)).record("local").id
 
 
+def no_scheduled_sweeps(prefect_api_url: str) -> None:
+    """The `*/15` sweep shares the fleet cap with upgrades: paused, so that neither arm waits
+    on a sweep of the whole fleet that the other did not meet."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api_url}), get_client(sync_client=True) as client:
+        client.pause_deployment(client.read_deployment_by_name("reconcile/reconcile").id)
+
+
 def wait_run(gateway: httpx.Client, run_id: str) -> None:
     """/status reads the registry only: cheap to poll (GET /api/runs/{id} asks Prefect too)."""
     while (run := gateway.get(f"/status/{run_id}").json())["status"] == "in_progress":
@@ -88,6 +98,7 @@ def main() -> None:
         from flows.settings import get_settings
 
         parallel = get_settings().fleet_concurrency
+        no_scheduled_sweeps(running.prefect_api_url)
         cfg = running.config
         gateway = httpx.Client(base_url=cfg.gateway_url, headers={"X-API-Key": cfg.api_key or ""}, timeout=60)
         body = {"cloud_provider": "local", "provider_config": {}, "instance_name_prefix": "roll", "count": 1}
