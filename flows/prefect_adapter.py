@@ -76,6 +76,15 @@ def _csrf_refused(response: httpx.Response) -> bool:
     return response.status_code == 403 and CSRF_REFUSAL in response.text
 
 
+RETRIED = "tenantform_retried"
+
+
+def retried(response: httpx.Response) -> bool:
+    """The request was sent more than once: an earlier try that timed out may still have
+    done its work (a slot taken whose answer was lost), so a 423 may be our own."""
+    return bool(response.extensions.get(RETRIED, False))
+
+
 def send(client: SyncPrefectClient, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
     http = cast(PrefectHttpxSyncClient, client._client)
     request = http.build_request(method, path, json=body)
@@ -103,15 +112,6 @@ def send(client: SyncPrefectClient, method: str, path: str, body: dict[str, Any]
         response = exc.response
     response.extensions[RETRIED] = True
     return response
-
-
-RETRIED = "tenantform_retried"
-
-
-def retried(response: httpx.Response) -> bool:
-    """The request was sent more than once: an earlier try that timed out may still have
-    done its work (a slot taken whose answer was lost), so a 423 may be our own."""
-    return bool(response.extensions.get(RETRIED, False))
 
 
 async def asend(client: PrefectClient, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
