@@ -61,6 +61,9 @@ class LogLine:
 
 WORKER_SEEN_SECONDS = 90.0
 """A worker heartbeats every 30 s by default: three missed and it is taken for gone."""
+HEALTH_SECONDS = 5.0
+"""A health check (a probe, a stream's first check) waits this long on Prefect: one that
+accepts connections but never answers is down, not a hung probe."""
 CANCELLING_BOUND = 30.0
 """Seconds a never-started run may stay Cancelling before it is Cancelled outright."""
 
@@ -144,11 +147,13 @@ class PrefectGateway:
             self._deployment_ids[deployment] = (await client.read_deployment_by_name(deployment)).id
         return self._deployment_ids[deployment]
 
-    async def healthy(self) -> str | None:
-        """None when Prefect answers, else why not."""
+    async def healthy(self, within: float = HEALTH_SECONDS) -> str | None:
+        """None when Prefect answers within ``within`` seconds, else why not."""
         try:
-            async with get_client() as client:
+            async with asyncio.timeout(within), get_client() as client:
                 error = await client.api_healthcheck()
+        except TimeoutError:
+            return f"no answer within {within:g} s"
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return None if error is None else f"{type(error).__name__}: {error}"

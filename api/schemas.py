@@ -290,6 +290,11 @@ class RunView(RunSummary):
     result: dict[str, Any] | None
     tasks: list[TaskView] | None = None
     logs: list[str] | None = None
+    details_missing: str | None = Field(
+        None,
+        description="Why tasks, progress and logs are absent when Prefect did not answer in time; "
+        "the registry's fields are still current.",
+    )
     progress: ProgressView | None = Field(
         None,
         description="Resources done of planned of the run's latest Terraform apply or destroy "

@@ -3,6 +3,7 @@ rejected or cancelled. A client's runs are listed under its own path (``clients.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -12,6 +13,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.auth import ApiKey, PolicyOverrideKey, still_admitted
 from api.deps import Clients, Prefect, Runs
+from api.prefect_gateway import PrefectGateway, one_line
 from api.registry.models import Run
 from api.responses import BAD_BODY, CONFLICT, GUARDED, NOT_FOUND, UNAVAILABLE, as_json
 from api.run_events import EVENTS, RunFollower
@@ -65,6 +67,11 @@ def cancel_run(run_id: UUID, runs: Runs) -> RunSummary:
     return RunSummary.of(runs.cancel(str(run_id), "cancelled through the API"))
 
 
+DETAILS_SECONDS = 5.0
+"""How long a run's view waits on Prefect for its tasks, progress and logs. The registry
+answers the rest, so an overloaded or absent Prefect slows nobody's read past this."""
+
+
 @router.get("/runs/{run_id}", response_model=RunView)
 async def get_run(
     run_id: UUID,
@@ -75,12 +82,34 @@ async def get_run(
     run = runs.get_run(str(run_id))
     view = RunView.of(run)
     if run.flow_run_id:
-        view.tasks = [TaskView.model_validate(t) for t in await prefect.read_tasks(run.flow_run_id)]
-        progress = await prefect.read_progress(run.flow_run_id, run.client_id)
-        view.progress = ProgressView.of(progress) if progress else None
-        if logs:
-            view.logs = await prefect.read_logs(run.flow_run_id)
+        try:
+            async with asyncio.timeout(DETAILS_SECONDS):
+                await _add_details(view, run, prefect, logs)
+        except Exception as exc:
+            view.tasks, view.progress, view.logs = None, None, None
+            reason = (
+                f"did not answer within {DETAILS_SECONDS:g} s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {one_line(str(exc))}"
+            )
+            view.details_missing = f"tasks, progress and logs left out: Prefect {reason}"
     return view
+
+
+async def _add_details(view: RunView, run: Run, prefect: PrefectGateway, logs: bool) -> None:
+    assert run.flow_run_id is not None
+    tasks, progress, lines = await asyncio.gather(
+        prefect.read_tasks(run.flow_run_id),
+        prefect.read_progress(run.flow_run_id, run.client_id),
+        prefect.read_logs(run.flow_run_id) if logs else _nothing(),
+    )
+    view.tasks = [TaskView.model_validate(t) for t in tasks]
+    view.progress = ProgressView.of(progress) if progress else None
+    view.logs = lines if logs else None
+
+
+async def _nothing() -> list[str]:
+    return []
 
 
 async def followed_run(run_id: UUID, runs: Runs, prefect: Prefect) -> Run:
