@@ -10,8 +10,12 @@ sync:
 up: sync
 	$(UV) run --frozen tenantform up
 
+# Two test processes (pytest-xdist), each with its own Prefect server, warm process and worker;
+# a file's tests stay in one process (its module fixtures are built once).
+TEST_PROCESSES ?= 2
+
 test: sync
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: sync
 	$(UV) run --frozen ruff check .

@@ -82,6 +82,12 @@ class EngineSection(BaseModel):
         "plan with the built-in ones; read afresh by every run. A relative path is taken from the "
         "project directory.",
     )
+    modules_dir: Path | None = Field(
+        None,
+        description="The Terraform modules the targets name, one directory each (e.g. your own "
+        "modules checkout); default: the project's infrastructure/modules. A relative path is taken "
+        "from the project directory.",
+    )
     module_revisions_dir: Path | None = Field(
         None,
         description="Where module revisions are kept (the gateway records them, every worker reads "
@@ -250,6 +256,13 @@ class Settings(CliSection, NotificationsSection, GatewaySection, EngineSection, 
         """Absolute; a relative data dir is taken from the project directory, never from the
         directory a run happens to start in (a worker's runs start in temporary ones)."""
         return (PROJECT_ROOT / self.data_dir).resolve()
+
+    @property
+    def modules_root(self) -> Path:
+        """``MODULES_DIR`` made absolute, or the project's ``infrastructure/modules``."""
+        if self.modules_dir is None:
+            return PROJECT_ROOT / "infrastructure" / "modules"
+        return (PROJECT_ROOT / self.modules_dir).resolve()
 
     @property
     def revisions_root(self) -> Path:

@@ -23,6 +23,15 @@ POLICY_DIR = _SESSION_DIR / "policies"
 """The operator's policy directory of every run in the session, the worker's included
 (empty: the built-ins only); tests/test_policy.py writes into it while the stack runs."""
 POLICY_DIR.mkdir()
+MODULES_DIR = _SESSION_DIR / "modules"
+"""The session's copy of the project's modules (links made plain files; the same revision
+hashes): the tests that edit a module on disk edit this one, so a pytest-xdist process
+beside them, with its own copy, never sees their edit."""
+shutil.copytree(
+    Path(__file__).resolve().parents[1] / "infrastructure" / "modules",
+    MODULES_DIR,
+    ignore=shutil.ignore_patterns(".terraform*", "__pycache__"),
+)
 
 os.environ.update(
     PREFECT_API_URL=f"http://127.0.0.1:{_PREFECT_PORT}/api",
@@ -32,6 +41,7 @@ os.environ.update(
     PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(_SESSION_DIR / "results"),
     TENANTFORM_DATA_DIR=str(_SESSION_DIR / "data"),
     POLICY_DIR=str(POLICY_DIR),
+    MODULES_DIR=str(MODULES_DIR),
     TASK_RETRIES="2",
     TASK_RETRY_DELAY_SECONDS="0.5",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -25,10 +26,29 @@ def flow_params(client_id: str, target: str, inputs: dict[str, Any]) -> FlowPara
     return FlowParameters(run_id=str(uuid.uuid4()), client_id=client_id, target=target, inputs=inputs)
 
 
+_PORTS_PER_PROCESS = 2000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on. Under pytest-xdist each test process draws in turn from a
+    range of its own below the kernel's ephemeral range: a port one process leaves unbound for
+    a while (a server started again on it) is never handed to the other."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    low = 20000 + int(worker[2:]) * _PORTS_PER_PROCESS
+    for _ in range(_PORTS_PER_PROCESS):
+        port = low + next(_next_port) % _PORTS_PER_PROCESS
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + _PORTS_PER_PROCESS - 1}")
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (httpx.HTTPError, ConnectionError)

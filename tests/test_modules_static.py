@@ -18,7 +18,8 @@ from flows.settings import Settings
 from flows.targets import all_targets, by_cloud_provider
 from flows.terraform.backends import BackendConfig
 from flows.terraform.binary import find_binary
-from flows.terraform.workspace import MODULES, Workspace
+from flows.terraform.modules import MODULES
+from flows.terraform.workspace import Workspace
 from infrastructure import localcloud
 
 MODULE_DIRS = sorted(p for p in MODULES.iterdir() if p.is_dir())

@@ -17,8 +17,9 @@ import pytest
 from flows.contract import PolicyOverride
 from flows.policy import BUILTIN_DIR, PolicyDenied, PolicyError, PolicySet, plan_document
 from flows.terraform.binary import find_binary
+from flows.terraform.modules import MODULES
 from flows.terraform.runner import Terraform
-from flows.terraform.workspace import MODULES, Workspace
+from flows.terraform.workspace import Workspace
 from tests.support import flow_params
 
 DATA = Path(__file__).parent / "data"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows.terraform.binary import find_binary
-from flows.terraform.workspace import MODULES
+from flows.terraform.modules import MODULES
 from tests.provider_schemas import BUILTIN, Schemas
 from tests.schema_check import allows, check_module
 

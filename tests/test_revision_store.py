@@ -23,7 +23,7 @@ def copy_of_local(tmp_path: Path) -> Path:
 
 
 def test_the_id_is_the_module_version_and_files_are_copied_with_links_followed(tmp_path: Path) -> None:
-    store = RevisionStore(tmp_path / "store")
+    store = RevisionStore(tmp_path / "store", MODULES)
     made = store.record("local", "v1")
     assert made.id == module_version("local") and made.label == "v1" and made.module == "local"
     where = store.files("local", made.id)
@@ -37,7 +37,7 @@ def test_the_id_is_the_module_version_and_files_are_copied_with_links_followed(t
 
 
 def test_record_is_idempotent_and_keeps_the_first_sighting(tmp_path: Path) -> None:
-    store = RevisionStore(tmp_path)
+    store = RevisionStore(tmp_path, MODULES)
     first = store.record("local", "first")
     again = store.record("local", "second")
     assert again == first  # same id, same first_seen, the first label
@@ -45,7 +45,7 @@ def test_record_is_idempotent_and_keeps_the_first_sighting(tmp_path: Path) -> No
 
 
 def test_concurrent_records_make_one_revision_and_leave_no_staging(tmp_path: Path) -> None:
-    store = RevisionStore(tmp_path)
+    store = RevisionStore(tmp_path, MODULES)
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda _: store.record("local"), range(16)))
     assert len({m.model_dump_json() for m in made}) == 1
@@ -53,7 +53,7 @@ def test_concurrent_records_make_one_revision_and_leave_no_staging(tmp_path: Pat
 
 
 def test_an_edited_module_is_a_new_revision_and_the_old_one_stays(tmp_path: Path) -> None:
-    store = RevisionStore(tmp_path / "store")
+    store = RevisionStore(tmp_path / "store", MODULES)
     old = store.record("local")
     module = copy_of_local(tmp_path)
     (module / "extra.tf").write_text('resource "localcloud_bucket" "extra" {\n  name = "x"\n}\n')
@@ -70,7 +70,7 @@ def test_an_edited_module_is_a_new_revision_and_the_old_one_stays(tmp_path: Path
 def test_an_unknown_revision_names_the_module_the_revision_and_where_to_look(
     tmp_path: Path, revision: str
 ) -> None:
-    store = RevisionStore(tmp_path)
+    store = RevisionStore(tmp_path, MODULES)
     store.record("local")
     with pytest.raises(UnknownRevision) as caught:
         store.files("local", revision)
@@ -126,7 +126,7 @@ def test_a_completed_provision_pins_its_client_a_failed_upgrade_does_not(tmp_pat
     from api.runs.service import RunService
     from flows.contract import Operation
 
-    store = RevisionStore(tmp_path / "store")
+    store = RevisionStore(tmp_path / "store", MODULES)
     old = store.record("local")
     module = copy_of_local(tmp_path)
     (module / "extra.tf").write_text('resource "localcloud_bucket" "extra" {\n  name = "x"\n}\n')

@@ -132,6 +132,7 @@ def test_another_worker_applies_the_pinned_revision_not_its_module_on_disk(
         "PREFECT_API_URL": prefect_server,
         "TENANTFORM_DATA_DIR": str(data),
         "MODULE_REVISIONS_DIR": str(store.root),
+        "MODULES_DIR": str(project / "infrastructure" / "modules"),
     }
     done = subprocess.run(
         [sys.executable, "-c", RUN, json.dumps(params)],

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from deployments.processes import descendants
+from tests.conftest import MODULES_DIR
 from tests.support import (
     free_port,
     gateway_env,
@@ -30,7 +31,7 @@ from tests.support import (
 
 KEY = "rollout-crash-key-0123456789"
 pytestmark = pytest.mark.timeout(1200)  # two missed-heartbeat bounds and a second leg, on a loaded machine
-MAIN_TF = Path(__file__).resolve().parents[1] / "infrastructure" / "modules" / "local" / "main.tf"
+MAIN_TF = MODULES_DIR / "local" / "main.tf"
 MARKER = '\nresource "localcloud_bucket" "marker" {\n  name = "${var.instance_name_prefix}-marker"\n}\n'
 
 

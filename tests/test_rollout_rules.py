@@ -17,14 +17,14 @@ from api.registry.db import Registry
 from api.registry.models import Client, ClientStatus, Run, RunStatus
 from api.rollouts.service import RolloutService
 from flows.rollouts.contract import ClientStep, PlanOutcome, RolloutSpec, RolloutStatus, Tolerance, Wave
-from flows.terraform.revisions import RevisionStore
+from flows.terraform.revisions import revision_store
 
 
 @pytest.fixture
 def service(tmp_path: Path, settings: Any) -> RolloutService:
     registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
     registry.migrate()
-    clients = ClientService(registry, revisions=RevisionStore(settings.revisions_root))
+    clients = ClientService(registry, revisions=revision_store(settings))
     return RolloutService(clients, settings)
 
 
@@ -53,7 +53,7 @@ def _fleet(
 
 
 def _revisions(settings: Any) -> tuple[str, str]:
-    store = RevisionStore(settings.revisions_root)
+    store = revision_store(settings)
     old = store.record("local").id
     new = store.record("local-hospital").id  # another tree: stands in for a new revision
     return old, new

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import MODULES_DIR
 from tests.support import free_port, gateway_env, http_ok, start_gateway, stop_process, wait_until
 
 KEY = "rollout-key-0123456789"
-ROOT = Path(__file__).resolve().parents[1]
-MAIN_TF = ROOT / "infrastructure" / "modules" / "local" / "main.tf"
+MAIN_TF = MODULES_DIR / "local" / "main.tf"
 DATA = Path(os.environ["TENANTFORM_DATA_DIR"])
 FAULTS = DATA / "localcloud" / "_faults"
 TERMINAL = {"completed", "failed", "cancelled"}

@@ -82,6 +82,7 @@ def test_the_readme_recipe_runs_as_written(tmp_path: Path) -> None:
         API_KEY="scale-out-key-0123",
         DATA_ROOT=str(tmp_path),
         PREFECT_HOME=str(tmp_path / "prefect-home"),
+        UV_FROZEN="1",  # the recipe's `uv run` never syncs or relocks the shared checkout
     )
     script = tmp_path / "recipe.sh"
     script.write_text("set -e\n" + recipe())

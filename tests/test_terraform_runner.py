@@ -12,9 +12,10 @@ import pytest
 from flows.terraform.backends import local_backend
 from flows.terraform.binary import find_binary, pinned_binary
 from flows.terraform.errors import ConfigurationError
+from flows.terraform.modules import MODULES
 from flows.terraform.redact import Redactor
 from flows.terraform.runner import Terraform
-from flows.terraform.workspace import MODULES, Workspace
+from flows.terraform.workspace import Workspace
 
 SECRET = "Zm9vYmFyLXNlY3JldC12YWx1ZQ"
 

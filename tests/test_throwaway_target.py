@@ -120,6 +120,7 @@ def test_a_new_target_is_four_touches(tmp_path: Path, prefect_server: str) -> No
         "PYTHONPATH": str(project),
         "PREFECT_API_URL": prefect_server,
         "TENANTFORM_DATA_DIR": str(tmp_path / "data"),
+        "MODULES_DIR": str(project / "infrastructure" / "modules"),
     }
     done = subprocess.run(
         [sys.executable, "-c", RUN], cwd=project, env=env, capture_output=True, text=True, timeout=240

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 MODULES = Path(__file__).resolve().parents[2] / "infrastructure" / "modules"
+"""The project's own modules, the default of ``MODULES_DIR`` (runs read ``Settings.modules_root``)."""
 REVISION_META = "revision.json"
 """A stored revision's own record, beside its module files (``flows.terraform.revisions``)."""
 
@@ -30,6 +31,13 @@ def tree_hash(directory: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def module_dir(module: str) -> Path:
+    """The module's directory under ``MODULES_DIR`` (read afresh: tests and tools change it)."""
+    from flows.settings import get_settings
+
+    return get_settings().modules_root / module
+
+
 def module_version(module: str) -> str:
     """The hash of the module as on disk now (read afresh: a module edit changes it)."""
-    return tree_hash(MODULES / module)
+    return tree_hash(module_dir(module))

@@ -19,8 +19,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from flows.settings import PROJECT_ROOT, Settings, get_settings
-from flows.terraform.modules import MODULES, module_files, tree_hash
 from flows.terraform.modules import REVISION_META as META
+from flows.terraform.modules import module_files, tree_hash
 
 
 class Revision(BaseModel):
@@ -42,14 +42,15 @@ class UnknownRevision(LookupError):
 
 
 class RevisionStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, modules: Path) -> None:
+        """``modules``: the modules on disk (``MODULES_DIR``) a revision is recorded from."""
+        self.root, self.modules = root, modules
 
     def record(self, module: str, label: str = "", *, source: Path | None = None) -> Revision:
         """The revision of the module's files as they are now (``source``: another copy of the
         module, e.g. a checkout), copied into the store unless already there. Idempotent and
         safe under concurrent callers: the copy is written aside, then renamed into place."""
-        directory = source if source is not None else MODULES / module
+        directory = source if source is not None else self.modules / module
         if not directory.is_dir():
             raise FileNotFoundError(f"no Terraform module {module!r} at {directory}")
         revision_id = tree_hash(directory)
@@ -95,7 +96,7 @@ class RevisionStore:
         try:
             self.get(module, revision_id)
         except UnknownRevision:
-            if (MODULES / module).is_dir() and tree_hash(MODULES / module) == revision_id:
+            if (self.modules / module).is_dir() and tree_hash(self.modules / module) == revision_id:
                 self.record(module, default_label())
             else:
                 raise
@@ -116,7 +117,7 @@ class RevisionStore:
 
 
 def revision_store(settings: Settings) -> RevisionStore:
-    return RevisionStore(settings.revisions_root)
+    return RevisionStore(settings.revisions_root, settings.modules_root)
 
 
 @lru_cache

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from flows.terraform.backends import BackendConfig
-from flows.terraform.modules import module_files
+from flows.terraform.modules import module_dir, module_files
 from infrastructure.localcloud import PROVIDER_ADDRESS as LOCALCLOUD_SOURCE
 from infrastructure.localcloud import PROVIDER_VERSION as LOCALCLOUD_VERSION
-
-INFRASTRUCTURE = Path(__file__).resolve().parents[2] / "infrastructure"
-MODULES = INFRASTRUCTURE / "modules"
 
 # Variables Terraform must never inherit from the caller's shell: ours are authoritative.
 _SCRUBBED_PREFIXES = ("TF_",)
@@ -87,7 +84,7 @@ class Workspace:
         self, module: str, tfvars: dict[str, Any], backend: BackendConfig, source: Path | None = None
     ) -> None:
         """Module files from ``source`` (a stored revision's directory), else as on disk."""
-        source = source if source is not None else MODULES / module
+        source = source if source is not None else module_dir(module)
         if not source.is_dir():
             raise FileNotFoundError(f"no Terraform module {module!r} at {source}")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
