@@ -27,7 +27,11 @@ def test_health_needs_no_key_and_reports_checks(gateway: Any) -> None:
     assert body == {"status": "healthy", "checks": {"registry": "ok", "prefect": "ok"}}
 
 
-@pytest.mark.parametrize("path", ["/", "/api", "/api/clients", "/status/00000000-0000-4000-8000-000000000000"])
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+"""Fixed, not random: pytest-xdist needs every test process to collect the same ids."""
+
+
+@pytest.mark.parametrize("path", ["/", "/api", "/api/clients", f"/status/{UNKNOWN}"])
 def test_missing_key_is_401_with_a_message(gateway: Any, path: str) -> None:
     response = gateway.get(path, headers={"X-API-Key": ""})
     assert response.status_code == 401

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_work_pool_templates_in_an_environment_with_the_pools_group() -> None:
     uv = shutil.which("uv")
     assert uv, "uv is needed to build the pools environment (the README's set-up installs it)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TENANTFORM_", "PYTEST_XDIST_"))}
+    own = ("PREFECT_", "TENANTFORM_", "PYTEST_XDIST_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     env["TENANTFORM_POOLS_ENV"] = "1"
     done = subprocess.run(
         [
