@@ -8,6 +8,7 @@ replaced by another that carries on from the record: a resume starts one."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.futures import PrefectFuture, as_completed
 
 from flows.contract import FlowParameters, ResourceChange
 from flows.jobs import Job
@@ -32,7 +34,8 @@ from flows.settings import get_settings
 from flows.tasks import TASK_OPTIONS, unlocking
 from flows.terraform.runner import Terraform
 
-POLL_SECONDS = 2.0
+POLL_SECONDS = 1.0
+"""How often a wave's open upgrade runs are looked at: a slot that frees is filled within this."""
 
 
 class RolloutHalted(RuntimeError):
@@ -91,12 +94,17 @@ def _saved_plan(job: Job, params: FlowParameters) -> Path | None:
 
 
 def _plan_wave(gateway: RolloutGateway, start: WaveStart) -> None:
-    pending = [c for c in start.clients if c.step is ClientStep.pending]
-    for first in range(0, len(pending), start.max_parallel):
-        batch = pending[first : first + start.max_parallel]
-        futures = [plan_client.submit(c, start.allow, start.busy_wait_seconds) for c in batch]
-        for target, future in zip(batch, futures, strict=True):
-            gateway.planned(target.params.client_id, future.result())
+    """``max_parallel`` plans at once, the next started as soon as one ends (a slow plan
+    holds up no other), each outcome recorded as it comes."""
+    pending = iter(c for c in start.clients if c.step is ClientStep.pending)
+    running: dict[PrefectFuture[PlanOutcome], RolloutTarget] = {}
+    while True:
+        for target in itertools.islice(pending, max(0, start.max_parallel - len(running))):
+            running[plan_client.submit(target, start.allow, start.busy_wait_seconds)] = target
+        if not running:
+            return
+        done = next(as_completed(list(running)))
+        gateway.planned(running.pop(done).params.client_id, done.result())
 
 
 def _apply_wave(gateway: RolloutGateway, wave: int, max_parallel: int) -> None:
