@@ -9,12 +9,16 @@ clients' A), the rollout to C (another one more), so both apply one create per c
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,7 +26,7 @@ from bench.common import stack, table
 from bench.sweep import cpu_seconds
 
 N = int(os.environ.get("BENCH_ROLLOUT_CLIENTS", "200"))
-MAIN_TF = Path(__file__).resolve().parents[1] / "infrastructure" / "modules" / "local" / "main.tf"
+MODULES = Path(__file__).resolve().parents[1] / "infrastructure" / "modules"
 
 
 def bucket(name: str) -> str:
@@ -68,7 +72,7 @@ def by_hand(
     return time.perf_counter() - started, cpu_seconds() - cpu
 
 
-def rollout(gateway: httpx.Client, revision: str, parallel: int) -> tuple[float, float, dict[str, object]]:
+def rollout(gateway: httpx.Client, revision: str, parallel: int) -> tuple[float, float, dict[str, Any]]:
     spec = {
         "target": "local",
         "revision": revision,
@@ -92,9 +96,48 @@ def rollout(gateway: httpx.Client, revision: str, parallel: int) -> tuple[float,
     return time.perf_counter() - started, cpu_seconds() - cpu, view
 
 
+def phases(view: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Per wave, from the clients' timings: the wave before's last upgrade (or the rollout's
+    start) to its first plan, its first plan to its last, its last plan to its last upgrade's
+    end: where a rollout's time goes beside the upgrades themselves."""
+    rows = []
+    before = datetime.fromisoformat(view["created_at"])
+    for wave in view["waves"]:
+        planned = [datetime.fromisoformat(c["planned_at"]) for c in wave["clients"] if c["planned_at"]]
+        ended = [datetime.fromisoformat(c["ended_at"]) for c in wave["clients"] if c["ended_at"]]
+        if not planned or not ended:
+            continue
+        first_plan, last_plan, last_end = min(planned), max(planned), max(ended)
+        rows.append(
+            (
+                wave["name"] or str(wave["index"]),
+                str(len(wave["clients"])),
+                f"{(first_plan - before).total_seconds():.1f}",
+                f"{(last_plan - first_plan).total_seconds():.1f}",
+                f"{(last_end - last_plan).total_seconds():.1f}",
+            )
+        )
+        before = last_end
+    return rows
+
+
 def main() -> None:
-    original = MAIN_TF.read_text()
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp) / "stack") as running:
+    with tempfile.TemporaryDirectory() as tmp:
+        # The stack's modules are a copy: the bench edits it, never the project's.
+        modules = Path(tmp) / "modules"
+        shutil.copytree(MODULES, modules)
+        os.environ["MODULES_DIR"] = str(modules)
+        view, rows = measure(Path(tmp), modules / "local" / "main.tf")
+    header = ("arm", "wall s", "clients/min", "CPU s", "vs by hand")
+    print(table(f"Module upgrade of {N} clients, at the fleet cap", rows, header))
+    header = ("wave", "clients", "to first plan s", "first to last plan s", "last plan to last end s")
+    print(table("Where the rollout's time went", phases(view), header))
+
+
+def measure(tmp: Path, main_tf: Path) -> tuple[dict[str, Any], list[tuple[str, ...]]]:
+    """The stack, N clients, the upgrade by hand, then the rollout: its view and the rows."""
+    original = main_tf.read_text()
+    with stack(tmp / "stack") as running:
         from flows.settings import get_settings
 
         parallel = get_settings().fleet_concurrency
@@ -113,18 +156,23 @@ def main() -> None:
         listed = gateway.get("/api/clients", params={"status": "ready", "limit": 1000}).json()["clients"]
         client_ids = [c["client_uuid"] for c in listed]
         assert len(client_ids) == N, len(client_ids)
-        try:
-            MAIN_TF.write_text(original + bucket("first"))
-            revision_b = record(cfg.data_dir)
-            print(f"by hand: {N} upgrades, {parallel} at a time ...", file=sys.stderr, flush=True)
-            hand_wall, hand_cpu = by_hand(gateway, client_ids, revision_b, parallel)
-            MAIN_TF.write_text(original + bucket("first") + bucket("second"))
-            revision_c = record(cfg.data_dir)
-        finally:
-            MAIN_TF.write_text(original)
+        main_tf.write_text(original + bucket("first"))
+        revision_b = record(cfg.data_dir)
+        print(f"by hand: {N} upgrades, {parallel} at a time ...", file=sys.stderr, flush=True)
+        hand_wall, hand_cpu = by_hand(gateway, client_ids, revision_b, parallel)
+        main_tf.write_text(original + bucket("first") + bucket("second"))
+        revision_c = record(cfg.data_dir)
         print(f"one rollout of {N} clients ...", file=sys.stderr, flush=True)
         roll_wall, roll_cpu, view = rollout(gateway, revision_c, parallel)
-    waves = " / ".join(str(len(w["clients"])) for w in view["waves"])  # type: ignore[index]
+        if dump := os.environ.get("BENCH_ROLLOUT_DUMP"):  # the view and each upgrade run, to read
+            runs = {
+                c["run_id"]: gateway.get(f"/api/runs/{c['run_id']}", params={"logs": "true"}).json()
+                for w in view["waves"]
+                for c in w["clients"]
+                if c["run_id"]
+            }
+            Path(dump).write_text(json.dumps({"view": view, "runs": runs}, indent=1, default=str))
+    waves = " / ".join(str(len(w["clients"])) for w in view["waves"])
     rows = [
         (
             "by hand (upgrade runs)",
@@ -141,8 +189,7 @@ def main() -> None:
             f"{roll_wall / hand_wall:.2f}x",
         ),
     ]
-    header = ("arm", "wall s", "clients/min", "CPU s", "vs by hand")
-    print(table(f"Module upgrade of {N} clients, {parallel} at a time", rows, header))
+    return view, rows
 
 
 if __name__ == "__main__":
