@@ -14,7 +14,7 @@ from flows.settings import Settings
 from flows.targets import Target, get_target
 from flows.terraform.backends import BackendConfig, claim_pg_workspace
 from flows.terraform.binary import find_binary
-from flows.terraform.modules import module_version
+from flows.terraform.modules import tree_hash
 from flows.terraform.redact import Redactor, sensitive_values
 from flows.terraform.revisions import UnknownRevision, revision_store
 from flows.terraform.runner import LogFn, ProgressFn, Terraform
@@ -63,7 +63,8 @@ class Job:
             if revision:
                 module_dir: Path = revision_store(settings).files(entry.module, revision)
             else:
-                module_dir, revision = settings.modules_root / entry.module, module_version(entry.module)
+                module_dir = settings.modules_root / entry.module
+                revision = tree_hash(module_dir)
             parsed = entry.parse_inputs(inputs)
             backend = entry.backend(settings, client_id)
         except UnknownRevision as exc:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from flows.settings import get_settings
+
 MODULES = Path(__file__).resolve().parents[2] / "infrastructure" / "modules"
 """The project's own modules, the default of ``MODULES_DIR`` (runs read ``Settings.modules_root``)."""
 REVISION_META = "revision.json"
@@ -32,9 +34,7 @@ def tree_hash(directory: Path) -> str:
 
 
 def module_dir(module: str) -> Path:
-    """The module's directory under ``MODULES_DIR`` (read afresh: tests and tools change it)."""
-    from flows.settings import get_settings
-
+    """The module's directory under ``MODULES_DIR``."""
     return get_settings().modules_root / module
 
 
