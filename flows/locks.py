@@ -27,6 +27,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from flows import prefect_adapter
+from flows.logs import run_logger
 from flows.prefect_adapter import (
     ConcurrencySlotAcquisitionError,
     emit_concurrency_acquisition_events,
@@ -196,12 +197,18 @@ def _slot(name: str, limit: int, *, wait: bool = True, doubt: bool = False) -> I
         emit_concurrency_release_events(granted.limits, 1, events)
 
 
+LOCK_RETRY_DELAY_SECONDS = 15.0
+"""The longest pause between tries at the lock: ``TASK_RETRY_DELAY_SECONDS`` (300 s by
+default) is sized for a cloud API's throttling, while a Prefect that did not answer (a 503
+of a busy SQLite) answers again within seconds; a bench saw a run wait 300 s for nothing."""
+
+
 def lock_options(settings: Settings) -> dict[str, Any]:
     """``client_lock``'s fleet cap and retries, from the run's settings."""
     return {
         "fleet_size": settings.fleet_concurrency,
         "retries": settings.task_retries,
-        "retry_delay": settings.task_retry_delay_seconds,
+        "retry_delay": min(settings.task_retry_delay_seconds, LOCK_RETRY_DELAY_SECONDS),
     }
 
 
@@ -238,6 +245,14 @@ def client_lock(
                     f"({what}; {retries + 1} tries, {retry_delay:g} s apart). Nothing was changed: "
                     f"retry the run when Prefect answers (POST /api/clients/{client_id}/retry)"
                 ) from exc
+            run_logger().warning(
+                "could not take client %s's lock (%s); trying again in %g s (try %d of %d)",
+                client_id,
+                what,
+                retry_delay,
+                attempt + 2,
+                retries + 1,
+            )
             time.sleep(retry_delay)
     with stack:
         yield previous

@@ -97,3 +97,14 @@ def configure(log_format: LogFormat) -> None:
 def _kept(handler: logging.Handler) -> bool:
     """pytest's capture handlers are StreamHandlers too: leave them be."""
     return type(handler).__module__.startswith("_pytest")
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger inside a run (the line shows with the run), else the module's."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("tenantform")

@@ -8,25 +8,14 @@ written at most once per ``interval`` seconds, and once more when the command en
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
 from uuid import UUID
 
 from flows.contract import describe_progress, progress_key
+from flows.logs import run_logger
 from flows.terraform.events import ApplyProgress
-
-
-def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
-    """The run's logger inside a run (the warning shows with the run), else this module's."""
-    from prefect import get_run_logger
-    from prefect.exceptions import MissingContextError
-
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
 
 
 class ProgressArtifact:
@@ -75,6 +64,6 @@ class ProgressArtifact:
             else:
                 update_progress_artifact(self._id, progress.percent, description=description)
         except Exception as exc:  # the artifact is a view; the apply goes on without it
-            _logger().warning("progress artifact not written: %s: %s", type(exc).__name__, exc)
+            run_logger().warning("progress artifact not written: %s: %s", type(exc).__name__, exc)
         self._sent, self._sent_at = progress, self.clock()
         self.writes += 1

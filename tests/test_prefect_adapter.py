@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import logging
 import threading
 import time
 import uuid
@@ -249,14 +250,19 @@ def test_a_slot_taken_by_the_quick_path_is_held_and_released(prefect_server: str
     assert active() == 0
 
 
-def test_a_lock_prefect_cannot_give_ends_the_run_with_a_reason(stub: Stub) -> None:
-    """Every answer a timeout: the run stops before Terraform, saying what to do."""
+def test_a_lock_prefect_cannot_give_ends_the_run_with_a_reason(
+    stub: Stub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer a timeout: the run stops before Terraform, saying what to do; each pause
+    between tries is said first."""
     from prefect.settings import PREFECT_API_URL
 
     from flows import locks
 
     stub.script = [stall(1.5)] * 100
     client_id = str(uuid.uuid4())
+    said_to = logging.getLogger(f"test-{client_id}")  # the run's logger, outside a run
+    monkeypatch.setattr(locks, "run_logger", lambda: said_to)
     with temporary_settings(
         {
             PREFECT_API_URL: stub.url,
@@ -271,6 +277,27 @@ def test_a_lock_prefect_cannot_give_ends_the_run_with_a_reason(stub: Stub) -> No
     reason = str(raised.value)
     assert "Prefect did not answer" in reason and "2 tries" in reason
     assert f"POST /api/clients/{client_id}/retry" in reason
+    said = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(said) == 1 and f"client {client_id}'s lock" in said[0] and "in 0.1 s (try 2 of 2)" in said[0]
+
+
+def test_the_lock_pauses_between_tries_far_less_than_a_terraform_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Prefect that did not answer answers again in seconds: the task delay (300 s by
+    default, for a cloud API's throttling) is capped for the lock."""
+    from flows import locks
+    from flows.settings import Settings
+
+    monkeypatch.delenv("TASK_RETRY_DELAY_SECONDS")
+    options = locks.lock_options(Settings(_env_file=None))
+    assert (
+        options["retry_delay"]
+        == locks.LOCK_RETRY_DELAY_SECONDS
+        < Settings(_env_file=None).task_retry_delay_seconds
+    )
+    monkeypatch.setenv("TASK_RETRY_DELAY_SECONDS", "2")
+    assert locks.lock_options(Settings(_env_file=None))["retry_delay"] == 2
 
 
 def test_a_5xx_storm_is_retried_by_the_lock_not_handed_to_prefects_concurrency(stub: Stub) -> None:
