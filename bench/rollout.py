@@ -24,9 +24,9 @@ import httpx
 
 from bench.common import stack, table
 from bench.sweep import cpu_seconds
+from flows.terraform.modules import MODULES
 
 N = int(os.environ.get("BENCH_ROLLOUT_CLIENTS", "200"))
-MODULES = Path(__file__).resolve().parents[1] / "infrastructure" / "modules"
 
 
 def bucket(name: str) -> str:
